@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/* Durable file I/O: atomic replace (temp, fsync, rename, fsync dir), bounded no-follow reads. */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "macro.h"
+
+/* Replace dirfd/name atomically with data; the file gets mode, the directory is fsynced. */
+int write_file_atomic(int dirfd, const char *name, const void *data, size_t size, mode_t mode) _warn_unused_result_;
+
+/* Create dirfd/name with O_EXCL, write, fsync, fsync dir. -EEXIST if present. */
+int write_file_exclusive(int dirfd, const char *name, const void *data, size_t size, mode_t mode) _warn_unused_result_;
+
+/* Read a whole regular file (never a symlink), at most max bytes (-EFBIG beyond).
+ * The buffer is NUL-terminated for convenience; *ret_size excludes the NUL. */
+int read_file_full(int dirfd, const char *name, size_t max, char **ret, size_t *ret_size) _warn_unused_result_;
+
+/* Open (creating with mode if missing) a directory, refusing symlinks; returns an O_DIRECTORY fd. */
+int open_dir_nofollow(int dirfd, const char *path, mode_t create_mode, int create) _warn_unused_result_;
+
+int fsync_dir(int dirfd);
+
+/* Remove dirfd/name and fsync the directory; absent is fine. */
+int unlink_durable(int dirfd, const char *name);
+
+/* Write all of size bytes, retrying on EINTR and short writes. */
+int loop_write(int fd, const void *data, size_t size);
+
+/* Read up to size bytes, retrying until EOF; returns bytes read. */
+ssize_t loop_read(int fd, void *data, size_t size);

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/* The embedded key store: a directory of key groups whose generations are wrapped under
+ * per-group key-encryption keys, themselves wrapped under a root key that protectors unlock. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "crypto.h"
+#include "macro.h"
+#include "secret.h"
+
+#define STORE_FORMAT_VERSION 1
+#define STORE_GROUP_ID_BYTES 16U
+#define STORE_GROUP_NAME_MAX 64U
+#define STORE_PROTECTOR_NAME_MAX 64U
+
+/* Wire values in store files; never renumber. */
+typedef enum GenerationState {
+        GENERATION_PENDING = 0,  /* loaded everywhere, not yet used to encrypt */
+        GENERATION_ACTIVE = 1,   /* encrypts and decrypts; at most one per group */
+        GENERATION_ARCHIVED = 2, /* decrypt only */
+        GENERATION_RETIRED = 3,  /* key destroyed; metadata kept as a tombstone */
+} GenerationState;
+
+const char *generation_state_to_string(GenerationState s);
+int generation_state_from_string(const char *s, GenerationState *ret);
+
+typedef struct StoreGeneration {
+        uint32_t number; /* 1, 2, 3, ... never reused */
+        GenerationState state;
+        uint64_t created_usec; /* CLOCK_REALTIME microseconds; 0 = not yet */
+        uint64_t activated_usec;
+        uint64_t archived_usec;
+        uint64_t retired_usec;
+        bool has_key; /* false for a retired tombstone */
+        uint8_t wrapped_key[CRYPT_WRAPPED_KEY_BYTES];
+} StoreGeneration;
+
+typedef struct StoreGroup {
+        char *name;
+        uint8_t id[STORE_GROUP_ID_BYTES]; /* random, fixed at creation, named in every ciphertext */
+        gid_t gid;
+        CryptAlg alg;
+        uint64_t rollover_period_usec; /* 0 = manual rollover only */
+        char *approval_policy;         /* placeholder, opaque to the store; NULL = none */
+        uint8_t wrapped_kek[CRYPT_WRAPPED_KEY_BYTES];
+        StoreGeneration *generations; /* ascending by number */
+        size_t n_generations;
+} StoreGroup;
+
+StoreGroup *store_group_free(StoreGroup *g);
+DEFINE_TRIVIAL_CLEANUP_FUNC(StoreGroup *, store_group_free);
+#define _cleanup_store_group_ _cleanup_(store_group_freep)
+
+/* Lookups on a loaded group; NULL when absent. */
+const StoreGeneration *store_group_find_generation(const StoreGroup *g, uint32_t number);
+const StoreGeneration *store_group_active_generation(const StoreGroup *g);
+
+/* Group names: [a-z0-9][a-z0-9_.-]{0,63}, as they appear in file names and keyring descriptions. */
+bool store_group_name_is_valid(const char *name);
+
+typedef struct Store Store;
+
+/* Create a new store in dir (created 0700 if missing, must be empty of dkm files otherwise).
+ * With passphrase NULL the first protector is a 0600 key file ("local"); otherwise an
+ * Argon2id passphrase protector ("passphrase"). Returns the store unlocked. */
+int store_init(const char *dir, const Secret *passphrase, Store **ret) _warn_unused_result_;
+
+/* Open an existing store, locked (metadata readable, no keys). -ENOENT: not a store;
+ * -EPROTONOSUPPORT: written by a newer dkm (format version). */
+int store_open(const char *dir, Store **ret) _warn_unused_result_;
+Store *store_free(Store *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
+#define _cleanup_store_ _cleanup_(store_freep)
+
+const char *store_path(const Store *s);
+
+/* After a failed call: "PATH: what is wrong", or NULL. Valid until the next call. */
+const char *store_last_error(const Store *s);
+
+/* Unlock the root key with any one protector: every file protector is tried, then every
+ * passphrase protector if passphrase is given. -ENOKEY if none unlocks it. */
+int store_unlock(Store *s, const Secret *passphrase) _warn_unused_result_;
+bool store_is_unlocked(const Store *s);
+
+typedef struct StoreProtectorInfo {
+        char name[STORE_PROTECTOR_NAME_MAX + 1];
+        char type[16]; /* "file", "passphrase" */
+} StoreProtectorInfo;
+
+/* Protectors: adding needs an unlocked store; removing the last one is refused (-EBUSY). */
+int store_protector_add_file(Store *s, const char *name) _warn_unused_result_;
+int store_protector_add_passphrase(Store *s, const char *name, const Secret *passphrase) _warn_unused_result_;
+int store_protector_remove(Store *s, const char *name) _warn_unused_result_;
+int store_protector_list(Store *s, StoreProtectorInfo **ret, size_t *ret_n) _warn_unused_result_;
+
+/* Every mutation below takes the store's write lock, re-reads the group file under it (so
+ * another writer's change is never lost), and commits with temp+fsync+rename+fsync dir. */
+
+/* Creates the group with generation 1 active. -EEXIST if the name is taken. Needs unlock. */
+int store_group_create(Store *s, const char *name, gid_t gid, CryptAlg alg, uint64_t rollover_period_usec,
+                       StoreGroup **ret) _warn_unused_result_;
+/* -ENOENT unknown group; -EBADMSG corrupted file (store_last_error says which and how). */
+int store_group_load(Store *s, const char *name, StoreGroup **ret) _warn_unused_result_;
+int store_group_list(Store *s, char ***ret_names) _warn_unused_result_; /* sorted, NULL-terminated */
+int store_group_set_rollover_period(Store *s, const char *name, uint64_t period_usec) _warn_unused_result_;
+int store_group_set_approval_policy(Store *s, const char *name, const char *policy) _warn_unused_result_;
+
+/* Add the next generation as pending; durable before return. Needs unlock. */
+int store_generation_add(Store *s, const char *group, uint32_t *ret_number) _warn_unused_result_;
+/* Pending -> active; the previous active becomes archived. -EINVAL if not pending. */
+int store_generation_activate(Store *s, const char *group, uint32_t number) _warn_unused_result_;
+/* add + activate, two commits, so the new key is durable before it is used. */
+int store_rollover(Store *s, const char *group, uint32_t *ret_number) _warn_unused_result_;
+/* Pending -> archived. The active generation is refused (-EBUSY: roll over instead). */
+int store_generation_archive(Store *s, const char *group, uint32_t number) _warn_unused_result_;
+/* Destroys the wrapped key (crypto-shredding); keeps a tombstone. Active refused (-EBUSY). */
+int store_generation_retire(Store *s, const char *group, uint32_t number) _warn_unused_result_;
+
+/* The plaintext generation key, in secret memory. Needs unlock. -ENOENT unknown number;
+ * -EKEYREVOKED retired; -EBADMSG the wrapped key fails to authenticate. */
+int store_generation_unwrap(Store *s, const StoreGroup *g, uint32_t number, Secret **ret) _warn_unused_result_;
