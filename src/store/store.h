@@ -16,6 +16,7 @@
 #define STORE_GROUP_ID_BYTES 16U
 #define STORE_GROUP_NAME_MAX 64U
 #define STORE_PROTECTOR_NAME_MAX 64U
+#define STORE_APPROVAL_POLICY_MAX 4096U /* bytes; the policy is one escaped line of the group file */
 
 /* Wire values in store files; never renumber. */
 typedef enum GenerationState {
@@ -64,13 +65,16 @@ bool store_group_name_is_valid(const char *name);
 
 typedef struct Store Store;
 
-/* Create a new store in dir (created 0700 if missing, must be empty of dkm files otherwise).
- * With passphrase NULL the first protector is a 0600 key file ("local"); otherwise an
- * Argon2id passphrase protector ("passphrase"). Returns the store unlocked. */
+/* Create a new store in dir (created 0700 if missing; an existing dir must be 0700 and ours).
+ * -EEXIST if dir already holds a store or any group file; protectors left by an interrupted
+ * init (no format file, no groups) are replaced. With passphrase NULL the first protector is a
+ * 0600 key file ("local"); otherwise an Argon2id passphrase protector ("passphrase").
+ * Returns the store unlocked. On failure store_last_error(NULL) says why. */
 int store_init(const char *dir, const Secret *passphrase, Store **ret) _warn_unused_result_;
 
 /* Open an existing store, locked (metadata readable, no keys). -ENOENT: not a store;
- * -EPROTONOSUPPORT: written by a newer dkm (format version). */
+ * -EPROTONOSUPPORT: written by a newer dkm (format version); -EPERM: dir not 0700 or not ours;
+ * -ELOOP: dir is a symlink; -EBADMSG: damaged. On failure store_last_error(NULL) says why. */
 int store_open(const char *dir, Store **ret) _warn_unused_result_;
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
@@ -78,7 +82,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 
 const char *store_path(const Store *s);
 
-/* After a failed call: "PATH: what is wrong", or NULL. Valid until the next call. */
+/* After a failed call: "PATH: what is wrong", or NULL. Valid until the next call.
+ * s == NULL: the message of this thread's last failed store_init()/store_open(), which have
+ * no Store to keep it in. */
 const char *store_last_error(const Store *s);
 
 /* Unlock the root key with any one protector: every file protector is tried, then every
@@ -91,14 +97,20 @@ typedef struct StoreProtectorInfo {
         char type[16]; /* "file", "passphrase" */
 } StoreProtectorInfo;
 
-/* Protectors: adding needs an unlocked store; removing the last one is refused (-EBUSY). */
+/* Protector names follow the group name rule. */
+bool store_protector_name_is_valid(const char *name);
+
+/* Protectors: adding needs an unlocked store (-ENOKEY otherwise; -EEXIST name taken); removing
+ * is refused (-EBUSY) unless another readable protector remains. List: sorted by name; a
+ * protector file that cannot be parsed is listed with type "invalid". */
 int store_protector_add_file(Store *s, const char *name) _warn_unused_result_;
 int store_protector_add_passphrase(Store *s, const char *name, const Secret *passphrase) _warn_unused_result_;
 int store_protector_remove(Store *s, const char *name) _warn_unused_result_;
 int store_protector_list(Store *s, StoreProtectorInfo **ret, size_t *ret_n) _warn_unused_result_;
 
 /* Every mutation below takes the store's write lock, re-reads the group file under it (so
- * another writer's change is never lost), and commits with temp+fsync+rename+fsync dir. */
+ * another writer's change is never lost), and commits with temp+fsync+rename+fsync dir.
+ * Those that need the root key return -ENOKEY on a locked store. Bad names: -EINVAL. */
 
 /* Creates the group with generation 1 active. -EEXIST if the name is taken. Needs unlock. */
 int store_group_create(Store *s, const char *name, gid_t gid, CryptAlg alg, uint64_t rollover_period_usec,
@@ -115,9 +127,11 @@ int store_generation_add(Store *s, const char *group, uint32_t *ret_number) _war
 int store_generation_activate(Store *s, const char *group, uint32_t number) _warn_unused_result_;
 /* add + activate, two commits, so the new key is durable before it is used. */
 int store_rollover(Store *s, const char *group, uint32_t *ret_number) _warn_unused_result_;
-/* Pending -> archived. The active generation is refused (-EBUSY: roll over instead). */
+/* Pending -> archived. The active generation is refused (-EBUSY: roll over instead);
+ * -EALREADY already archived; -EKEYREVOKED retired. */
 int store_generation_archive(Store *s, const char *group, uint32_t number) _warn_unused_result_;
-/* Destroys the wrapped key (crypto-shredding); keeps a tombstone. Active refused (-EBUSY). */
+/* Destroys the wrapped key (crypto-shredding); keeps a tombstone. Active refused (-EBUSY);
+ * -EALREADY already retired. No copy of the wrapped key stays in the state directory. */
 int store_generation_retire(Store *s, const char *group, uint32_t number) _warn_unused_result_;
 
 /* The plaintext generation key, in secret memory. Needs unlock. -ENOENT unknown number;

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/* Runtime files and credential switches used by keyring.c; no keyutils here. */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "keyring.h"
+
+/* Open dir (create it 0755 if missing); refuse anything but a root-owned directory that
+ * group and other cannot write, since readers trust the serials published in it. */
+int keyring_runtime_open(const char *path, int *ret_fd) _warn_unused_result_;
+
+/* Atomically replace dirfd/name: temp file, owner root, group gid ((gid_t) -1: root),
+ * mode, fsync, rename, fsync the directory. The group is set before the rename, so the
+ * name never points at a file with the wrong group. */
+int keyring_runtime_write(int dirfd, const char *name, const void *data, size_t size, mode_t mode,
+                          gid_t gid) _warn_unused_result_;
+
+/* "<uid>\n" lines, strictly ascending. -ENOENT when the file does not exist. */
+int keyring_runtime_read_uids(int dirfd, const char *name, uid_t **ret, size_t *ret_n) _warn_unused_result_;
+int keyring_runtime_write_uids(int dirfd, const char *name, const uid_t *uids, size_t n) _warn_unused_result_;
+int keyring_runtime_read_serial(int dirfd, const char *name, KeySerial *ret) _warn_unused_result_;
+
+/* Become a member of gid for filesystem and key checks (setfsgid; needs CAP_SETGID unless
+ * gid is already ours), so keyctl_chown and fchown to gid need neither CAP_SYS_ADMIN nor
+ * CAP_CHOWN. -EPERM if the switch did not take. */
+int keyring_fsgid_enter(gid_t gid, gid_t *ret_old) _warn_unused_result_;
+void keyring_fsgid_leave(gid_t old);

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/* Installs key groups into kernel keyrings, places them for their members, retires and unloads them. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "keyring-manifest.h"
+#include "keyring-names.h"
+#include "macro.h"
+
+/* The only module that talks to the kernel key service (keyutils.h stays inside keyring.c).
+ * Callers run as root (real and effective uid 0): keys are owned by uid 0 and anchored in
+ * root's user keyring. Loading needs CAP_SETGID (keys get the group's gid through a brief
+ * setfsgid(), so CAP_SYS_ADMIN is not needed) and CAP_SETUID (a forked child takes the
+ * member's real uid to reach its user keyring); unload and status need CAP_SETUID; retire
+ * needs nothing beyond being uid 0. */
+
+typedef int32_t KeySerial;
+
+/* Why the last call failed, so a tool can exit with a status per kind. */
+typedef enum KeyringFailure {
+        KEYRING_FAILURE_NONE,
+        KEYRING_FAILURE_INVALID,       /* bad argument (group name, generation, manifest) */
+        KEYRING_FAILURE_KERNEL,        /* a keyctl call failed */
+        KEYRING_FAILURE_RUNTIME,       /* the runtime directory or a file in it */
+        KEYRING_FAILURE_USER_LINK,     /* linking into or unlinking from a member's user keyring */
+        KEYRING_FAILURE_NOT_LOADED,    /* the group has no keyring here */
+        KEYRING_FAILURE_NO_GENERATION, /* the generation is not in the group keyring */
+        KEYRING_FAILURE_BUSY,          /* refused: that generation is the active one */
+} KeyringFailure;
+
+typedef struct Keyring Keyring;
+
+/* Opens (creating 0755 if missing) the runtime directory, which must be a root-owned
+ * directory nobody else can write, takes an exclusive flock on it (held until
+ * keyring_free, so helpers run one at a time), and makes a private staging keyring in the
+ * calling thread's keyring. runtime_dir NULL: keyring_runtime_dir(). */
+int keyring_new(const char *runtime_dir, Keyring **ret) _warn_unused_result_;
+/* Invalidates the staging keyring, so a key left there by a failed call dies with it. */
+Keyring *keyring_free(Keyring *k);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Keyring *, keyring_free);
+#define _cleanup_keyring_ _cleanup_(keyring_freep)
+
+/* After a failed call: one line naming what failed and why (never key material). */
+const char *keyring_last_error(const Keyring *k);
+KeyringFailure keyring_last_failure(const Keyring *k);
+
+/* Make the kernel match the manifest, idempotently (safe to re-run after a crash):
+ * create the group keyring if missing, add missing generation keys, update the pointer key
+ * (after the keys it names exist), invalidate generations no longer listed, link the group
+ * keyring into each member's user keyring and unlink it from uids no longer listed, then
+ * publish <runtime>/<group>.keyring. */
+int keyring_group_load(Keyring *k, const KeyringManifest *m, KeySerial *ret_ring) _warn_unused_result_;
+
+/* Unlink from the members, invalidate every key and the group keyring, remove the runtime
+ * files. KEYRING_FAILURE_NOT_LOADED (-ENOENT) if there was nothing to remove. */
+int keyring_group_unload(Keyring *k, const char *group) _warn_unused_result_;
+
+/* Invalidate one generation key: gone from every keyring at once, reads fail immediately.
+ * The active generation is refused (-EBUSY); a retired pending generation is cleared from
+ * the pointer first. */
+int keyring_generation_retire(Keyring *k, const char *group, uint32_t generation) _warn_unused_result_;
+
+typedef struct KeyringKeyInfo {
+        KeySerial serial;
+        char type[16];
+        uid_t uid;
+        gid_t gid;
+        uint32_t perm;
+        char description[KEYRING_DESC_MAX];
+        uint32_t generation; /* for generation keys, else 0 */
+} KeyringKeyInfo;
+
+typedef struct KeyringMemberLink {
+        uid_t uid;
+        bool linked; /* the uid's user keyring links the group keyring right now */
+} KeyringMemberLink;
+
+/* Serials, owners and permissions; never key bytes. */
+typedef struct KeyringStatus {
+        KeyringKeyInfo ring;
+        bool has_pointer;
+        KeyringKeyInfo pointer;
+        bool pointer_valid;
+        KeyringPointer pointer_value;
+        KeyringKeyInfo *generations; /* ascending by number */
+        size_t n_generations;
+        size_t n_other; /* anything else linked into the group keyring */
+        KeyringMemberLink *members;
+        size_t n_members;
+        KeySerial serial_file; /* content of <group>.keyring; 0 if missing or unreadable */
+} KeyringStatus;
+
+int keyring_group_status(Keyring *k, const char *group, KeyringStatus **ret) _warn_unused_result_;
+KeyringStatus *keyring_status_free(KeyringStatus *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(KeyringStatus *, keyring_status_free);
+#define _cleanup_keyring_status_ _cleanup_(keyring_status_freep)

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/* Protectors: the ways to recover the root key. One ops table per type; PKCS#11 or TPM2 join here. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "kvfile.h"
+#include "store-internal.h"
+
+#define PROTECTOR_FILE_FORMAT 1
+
+typedef struct Protector Protector;
+
+typedef struct ProtectorOps {
+        const char *type; /* as written in the file and shown by store_protector_list() */
+        /* Needs a credential (passphrase, PIN): tried by store_unlock() only when one is given,
+         * after every protector that needs none. */
+        bool needs_credential;
+        /* Type-specific lines of the protector file, in this order, between "type=" and
+         * "wrapped-root-key=". NULL-terminated. */
+        const char *const *fields;
+        int (*parse_field)(Protector *p, size_t index, const char *value); /* -EBADMSG on a bad value */
+        void (*format_fields)(const Protector *p, KvBuf *b);
+        /* Make the protector's key material (side files under protectors/ included) and fill
+         * p->wrapped_root with the root key sealed under it. Called under the store lock. */
+        int (*seal)(Store *s, Protector *p, const Secret *root, const Secret *credential);
+        /* Recover the root key. -ENOKEY when this protector cannot (missing key file, wrong
+         * passphrase); s->error then says why. */
+        int (*unseal)(Store *s, const Protector *p, const Secret *credential, Secret **ret_root);
+} ProtectorOps;
+
+struct Protector {
+        char name[STORE_PROTECTOR_NAME_MAX + 1];
+        const ProtectorOps *ops;
+        union {
+                struct {
+                        uint8_t salt[CRYPT_PWHASH_SALT_BYTES];
+                        uint64_t opslimit, memlimit;
+                } passphrase;
+        } u;
+        uint8_t wrapped_root[CRYPT_WRAPPED_KEY_BYTES];
+};
+
+extern const ProtectorOps protector_file_ops;
+extern const ProtectorOps protector_passphrase_ops;
+
+/* Wrap/unwrap the root key under a protector key with AD "dkm root v1" 0 || store id || type 0 ||
+ * name, so a protector file only opens the store and the name it was made for. Unwrap failure is
+ * -ENOKEY: for a protector it means "this key is not the right one". */
+int protector_wrap_root(Store *s, Protector *p, const Secret *key, const Secret *root) _warn_unused_result_;
+int protector_unwrap_root(Store *s, const Protector *p, const Secret *key, Secret **ret_root) _warn_unused_result_;
+
+/* Pure parse/format of a protector file (checksummed key=value text like group files). */
+int protector_file_parse(const char *data, size_t size, const char *expected_name, Protector *ret, KvError *e)
+        _warn_unused_result_;
+int protector_file_format(const Protector *p, char **ret, size_t *ret_size) _warn_unused_result_;
+
+/* Create protector name of the given type, sealing s->root_key; the caller holds the lock. */
+int protector_add_locked(Store *s, const ProtectorOps *ops, const char *name, const Secret *credential)
+        _warn_unused_result_;

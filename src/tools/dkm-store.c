@@ -1,0 +1,533 @@
+/* SPDX-License-Identifier: MIT */
+/* dkm-store: offline administration of the key store, for setup, tests and recovery. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "config.h"
+#include "crypto.h"
+#include "parse.h"
+#include "passphrase.h"
+#include "store.h"
+
+/* Exit statuses, documented in dkm-store --help and docs/ADMIN.md. */
+enum {
+        EXIT_USAGE = 2,
+        EXIT_NOT_FOUND = 3,
+        EXIT_LOCKED = 4,
+        EXIT_CORRUPT = 5,
+        EXIT_REFUSED = 6,
+        EXIT_UNSUPPORTED = 7,
+};
+
+static struct {
+        const char *state_dir;
+        int passphrase_fd;
+        int use_passphrase;
+        const char *gid;
+        const char *algorithm;
+        const char *rollover_period;
+        const char *type;
+} arg = {
+        .passphrase_fd = -1,
+};
+
+typedef struct Verb {
+        const char *name;
+        const char *sub; /* second word, or NULL */
+        unsigned min_args, max_args;
+        int needs_unlock;
+        int (*run)(Store *s, char **args);
+        const char *usage;
+} Verb;
+
+static int fail(Store *s, int r, const char *what) {
+        const char *detail = store_last_error(s);
+        int status;
+
+        switch (r) {
+        case -ENOENT:
+                status = EXIT_NOT_FOUND;
+                break;
+        case -ENOKEY:
+        case -EKEYREJECTED:
+                status = EXIT_LOCKED;
+                break;
+        case -EBADMSG:
+                status = EXIT_CORRUPT;
+                break;
+        case -EBUSY:
+        case -EALREADY:
+        case -EEXIST:
+        case -EKEYREVOKED:
+        case -EPERM:
+                status = EXIT_REFUSED;
+                break;
+        case -EPROTONOSUPPORT:
+        case -EOPNOTSUPP:
+                status = EXIT_UNSUPPORTED;
+                break;
+        default:
+                status = EXIT_FAILURE;
+        }
+        if (detail)
+                fprintf(stderr, "dkm-store: %s: %s\n", what, detail);
+        else
+                fprintf(stderr, "dkm-store: %s: %s\n", what, strerror(-r));
+        return status;
+}
+
+static void format_time(uint64_t usec, char *buf, size_t size) {
+        time_t t = (time_t) (usec / 1000000);
+        struct tm tm;
+
+        if (usec == 0 || !gmtime_r(&t, &tm)) {
+                snprintf(buf, size, "-");
+                return;
+        }
+        strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int get_passphrase(int confirm, Secret **ret) {
+        if (arg.passphrase_fd >= 0)
+                return passphrase_read_fd(arg.passphrase_fd, ret);
+        return passphrase_read_tty("Passphrase: ", confirm, ret);
+}
+
+static int verb_init(Store *unused, char **args) {
+        _cleanup_secret_ Secret *pass = NULL;
+        _cleanup_store_ Store *s = NULL;
+        int r;
+
+        if (arg.use_passphrase || arg.passphrase_fd >= 0) {
+                r = get_passphrase(1, &pass);
+                if (r < 0)
+                        return fail(NULL, r, "reading passphrase");
+        }
+        r = store_init(arg.state_dir, pass, &s);
+        if (r < 0)
+                return fail(s, r, arg.state_dir);
+        printf("Initialized key store in %s (protector: %s).\n", arg.state_dir, pass ? "passphrase" : "local key file");
+        return 0;
+}
+
+static int verb_group_create(Store *s, char **args) {
+        CryptAlg alg = CRYPT_ALG_XCHACHA20_POLY1305;
+        uint64_t period = 0;
+        gid_t gid;
+        _cleanup_store_group_ StoreGroup *g = NULL;
+        int r;
+
+        if (!arg.gid) {
+                fprintf(stderr, "dkm-store: group create needs --gid=GROUP (the Unix group whose members may use the keys).\n");
+                return EXIT_USAGE;
+        }
+        r = parse_gid(arg.gid, &gid);
+        if (r < 0) {
+                fprintf(stderr, "dkm-store: --gid=%s: no such group.\n", arg.gid);
+                return EXIT_USAGE;
+        }
+        if (arg.algorithm && crypt_alg_from_string(arg.algorithm, &alg) < 0) {
+                fprintf(stderr, "dkm-store: --algorithm=%s: unknown; use xchacha20-poly1305 or aes256-gcm.\n", arg.algorithm);
+                return EXIT_USAGE;
+        }
+        r = crypt_alg_check(alg);
+        if (r == -EOPNOTSUPP) {
+                fprintf(stderr, "dkm-store: %s needs AES-NI, which this CPU lacks; use xchacha20-poly1305.\n",
+                        crypt_alg_to_string(alg));
+                return EXIT_UNSUPPORTED;
+        }
+        if (arg.rollover_period && parse_duration_usec(arg.rollover_period, &period) < 0) {
+                fprintf(stderr, "dkm-store: --rollover-period=%s: not a duration (e.g. 30d, 12h, 0 for manual).\n",
+                        arg.rollover_period);
+                return EXIT_USAGE;
+        }
+        if (!store_group_name_is_valid(args[0])) {
+                fprintf(stderr, "dkm-store: '%s' is not a valid group name ([a-z0-9][a-z0-9_.-]*, at most %u).\n",
+                        args[0], STORE_GROUP_NAME_MAX);
+                return EXIT_USAGE;
+        }
+        r = store_group_create(s, args[0], gid, alg, period, &g);
+        if (r < 0)
+                return fail(s, r, args[0]);
+        printf("Created key group %s (gid %u, %s), generation 1 active.\n", g->name, (unsigned) g->gid,
+               crypt_alg_to_string(g->alg));
+        return 0;
+}
+
+static int verb_group_list(Store *s, char **args) {
+        _cleanup_strv_free_ char **names = NULL;
+        int r;
+
+        r = store_group_list(s, &names);
+        if (r < 0)
+                return fail(s, r, "listing groups");
+        printf("%-24s %8s %-20s %8s %10s %s\n", "GROUP", "GID", "ALGORITHM", "ACTIVE", "ROLLOVER", "GENERATIONS");
+        for (char **n = names; *n; n++) {
+                _cleanup_store_group_ StoreGroup *g = NULL;
+                const StoreGeneration *a;
+                char period[64];
+
+                r = store_group_load(s, *n, &g);
+                if (r < 0) {
+                        /* one bad file must not hide the others */
+                        fail(s, r, *n);
+                        continue;
+                }
+                a = store_group_active_generation(g);
+                format_duration_usec(g->rollover_period_usec, period, sizeof(period));
+                printf("%-24s %8u %-20s %8u %10s %zu\n", g->name, (unsigned) g->gid, crypt_alg_to_string(g->alg),
+                       a ? a->number : 0, g->rollover_period_usec ? period : "manual", g->n_generations);
+        }
+        return 0;
+}
+
+static int verb_group_show(Store *s, char **args) {
+        _cleanup_store_group_ StoreGroup *g = NULL;
+        char period[64];
+        int r;
+
+        r = store_group_load(s, args[0], &g);
+        if (r < 0)
+                return fail(s, r, args[0]);
+        format_duration_usec(g->rollover_period_usec, period, sizeof(period));
+        printf("Group:     %s\nGid:       %u\nAlgorithm: %s\nRollover:  %s\nGroup id:  ", g->name, (unsigned) g->gid,
+               crypt_alg_to_string(g->alg), g->rollover_period_usec ? period : "manual");
+        for (size_t i = 0; i < sizeof(g->id); i++)
+                printf("%02x", g->id[i]);
+        printf("\n\n%10s %-9s %-21s %-21s %-21s %-21s\n", "GENERATION", "STATE", "CREATED", "ACTIVATED", "ARCHIVED",
+               "RETIRED");
+        for (size_t i = 0; i < g->n_generations; i++) {
+                const StoreGeneration *gen = &g->generations[i];
+                char c[32], a[32], ar[32], re[32];
+
+                format_time(gen->created_usec, c, sizeof(c));
+                format_time(gen->activated_usec, a, sizeof(a));
+                format_time(gen->archived_usec, ar, sizeof(ar));
+                format_time(gen->retired_usec, re, sizeof(re));
+                printf("%10u %-9s %-21s %-21s %-21s %-21s\n", gen->number, generation_state_to_string(gen->state), c,
+                       a, ar, re);
+        }
+        return 0;
+}
+
+static int verb_rollover(Store *s, char **args) {
+        uint32_t n;
+        int r;
+
+        r = store_rollover(s, args[0], &n);
+        if (r < 0)
+                return fail(s, r, args[0]);
+        printf("Rolled over %s: generation %u is active.\n", args[0], n);
+        return 0;
+}
+
+static int parse_generation_arg(const char *s, uint32_t *ret) {
+        if (parse_uint32(s, ret) < 0 || *ret == 0) {
+                fprintf(stderr, "dkm-store: '%s' is not a generation number.\n", s);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int verb_archive(Store *s, char **args) {
+        uint32_t n;
+        int r;
+
+        if (parse_generation_arg(args[1], &n) < 0)
+                return EXIT_USAGE;
+        r = store_generation_archive(s, args[0], n);
+        if (r == -EBUSY) {
+                fprintf(stderr, "dkm-store: generation %u of %s is active; roll over instead.\n", n, args[0]);
+                return EXIT_REFUSED;
+        }
+        if (r < 0)
+                return fail(s, r, args[0]);
+        printf("Archived generation %u of %s.\n", n, args[0]);
+        return 0;
+}
+
+static int verb_retire(Store *s, char **args) {
+        uint32_t n;
+        int r;
+
+        if (parse_generation_arg(args[1], &n) < 0)
+                return EXIT_USAGE;
+        r = store_generation_retire(s, args[0], n);
+        if (r == -EBUSY) {
+                fprintf(stderr, "dkm-store: generation %u of %s is active; roll over before retiring it.\n", n,
+                        args[0]);
+                return EXIT_REFUSED;
+        }
+        if (r < 0)
+                return fail(s, r, args[0]);
+        printf("Retired generation %u of %s: its key is destroyed; data encrypted with it is unreadable.\n", n,
+               args[0]);
+        return 0;
+}
+
+static int verb_protector_list(Store *s, char **args) {
+        _cleanup_free_ StoreProtectorInfo *p = NULL;
+        size_t n;
+        int r;
+
+        r = store_protector_list(s, &p, &n);
+        if (r < 0)
+                return fail(s, r, "listing protectors");
+        printf("%-24s %s\n", "PROTECTOR", "TYPE");
+        for (size_t i = 0; i < n; i++)
+                printf("%-24s %s\n", p[i].name, p[i].type);
+        return 0;
+}
+
+static int verb_protector_add(Store *s, char **args) {
+        _cleanup_secret_ Secret *pass = NULL;
+        const char *type = arg.type ?: "file";
+        int r;
+
+        if (strcmp(type, "file") == 0)
+                r = store_protector_add_file(s, args[0]);
+        else if (strcmp(type, "passphrase") == 0) {
+                /* The unlock may have consumed --passphrase-fd; a new passphrase comes from the tty. */
+                r = passphrase_read_tty("New passphrase: ", 1, &pass);
+                if (r < 0)
+                        return fail(NULL, r, "reading the new passphrase");
+                r = store_protector_add_passphrase(s, args[0], pass);
+        } else {
+                fprintf(stderr, "dkm-store: --type=%s: unknown protector type; use file or passphrase.\n", type);
+                return EXIT_USAGE;
+        }
+        if (r < 0)
+                return fail(s, r, args[0]);
+        printf("Added %s protector %s.\n", type, args[0]);
+        return 0;
+}
+
+static int verb_protector_remove(Store *s, char **args) {
+        int r = store_protector_remove(s, args[0]);
+        if (r == -EBUSY) {
+                fprintf(stderr, "dkm-store: %s is the last protector; add another before removing it.\n", args[0]);
+                return EXIT_REFUSED;
+        }
+        if (r < 0)
+                return fail(s, r, args[0]);
+        printf("Removed protector %s.\n", args[0]);
+        return 0;
+}
+
+/* Load and unwrap everything: proves the store is readable end to end, prints nothing secret. */
+static int verb_check(Store *s, char **args) {
+        _cleanup_strv_free_ char **names = NULL;
+        int r, status = 0;
+
+        r = store_group_list(s, &names);
+        if (r < 0)
+                return fail(s, r, "listing groups");
+        for (char **n = names; *n; n++) {
+                _cleanup_store_group_ StoreGroup *g = NULL;
+                size_t live = 0;
+
+                r = store_group_load(s, *n, &g);
+                if (r < 0) {
+                        status = fail(s, r, *n);
+                        continue;
+                }
+                for (size_t i = 0; i < g->n_generations; i++) {
+                        _cleanup_secret_ Secret *k = NULL;
+                        if (!g->generations[i].has_key)
+                                continue;
+                        r = store_generation_unwrap(s, g, g->generations[i].number, &k);
+                        if (r < 0) {
+                                char what[128];
+                                snprintf(what, sizeof(what), "%s generation %u", *n, g->generations[i].number);
+                                status = fail(s, r, what);
+                                continue;
+                        }
+                        live++;
+                }
+                printf("%s: ok, %zu generation(s), %zu with keys\n", *n, g->n_generations, live);
+        }
+        return status;
+}
+
+static const Verb verbs[] = {
+        { "init", NULL, 0, 0, 0, verb_init, "init [--passphrase | --passphrase-fd=FD]" },
+        { "group", "create", 1, 1, 1, verb_group_create,
+          "group create NAME --gid=GROUP [--algorithm=ALG] [--rollover-period=DURATION]" },
+        { "group", "list", 0, 0, 0, verb_group_list, "group list" },
+        { "group", "show", 1, 1, 0, verb_group_show, "group show NAME" },
+        { "rollover", NULL, 1, 1, 1, verb_rollover, "rollover GROUP" },
+        { "archive", NULL, 2, 2, 0, verb_archive, "archive GROUP GENERATION" },
+        { "retire", NULL, 2, 2, 0, verb_retire, "retire GROUP GENERATION" },
+        { "protector", "list", 0, 0, 0, verb_protector_list, "protector list" },
+        { "protector", "add", 1, 1, 1, verb_protector_add, "protector add NAME [--type=file|passphrase]" },
+        { "protector", "remove", 1, 1, 0, verb_protector_remove, "protector remove NAME" },
+        { "check", NULL, 0, 0, 1, verb_check, "check" },
+};
+
+static void help(void) {
+        printf("dkm-store [OPTIONS] COMMAND ...\n\n"
+               "Offline administration of a dkm key store (setup, tests, recovery).\n"
+               "Run it only while dkmd is stopped, or for read-only commands.\n\nCommands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                printf("  %s\n", verbs[i].usage);
+        printf("\nOptions:\n"
+               "  --state-dir=DIR        key store directory (default $DKM_STATE_DIR or %s)\n"
+               "  --passphrase           use a passphrase (asked on the terminal)\n"
+               "  --passphrase-fd=FD     read the passphrase from file descriptor FD\n"
+               "  -h --help              show this help\n"
+               "  --version              show the version\n"
+               "\nExit status: 0 ok, 1 failure, 2 usage, 3 not found, 4 cannot unlock,\n"
+               "5 corrupted store file, 6 refused by a rule, 7 unsupported.\n",
+               DKM_DEFAULT_STATE_DIR);
+}
+
+static int parse_argv(int argc, char *argv[]) {
+        enum { ARG_STATE_DIR = 0x100, ARG_PASSPHRASE, ARG_PASSPHRASE_FD, ARG_GID, ARG_ALGORITHM, ARG_PERIOD, ARG_TYPE, ARG_VERSION };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "passphrase", no_argument, NULL, ARG_PASSPHRASE },
+                { "passphrase-fd", required_argument, NULL, ARG_PASSPHRASE_FD },
+                { "gid", required_argument, NULL, ARG_GID },
+                { "algorithm", required_argument, NULL, ARG_ALGORITHM },
+                { "rollover-period", required_argument, NULL, ARG_PERIOD },
+                { "type", required_argument, NULL, ARG_TYPE },
+                {}
+        };
+        uint32_t fd;
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("dkm-store %s\n", DKM_VERSION);
+                        return 0;
+                case ARG_STATE_DIR:
+                        arg.state_dir = optarg;
+                        break;
+                case ARG_PASSPHRASE:
+                        arg.use_passphrase = 1;
+                        break;
+                case ARG_PASSPHRASE_FD:
+                        if (parse_uint32(optarg, &fd) < 0 || fd > INT32_MAX) {
+                                fprintf(stderr, "dkm-store: --passphrase-fd=%s: not a file descriptor.\n", optarg);
+                                return -EINVAL;
+                        }
+                        arg.passphrase_fd = (int) fd;
+                        break;
+                case ARG_GID:
+                        arg.gid = optarg;
+                        break;
+                case ARG_ALGORITHM:
+                        arg.algorithm = optarg;
+                        break;
+                case ARG_PERIOD:
+                        arg.rollover_period = optarg;
+                        break;
+                case ARG_TYPE:
+                        arg.type = optarg;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        if (!arg.state_dir)
+                arg.state_dir = getenv("DKM_STATE_DIR") ?: DKM_DEFAULT_STATE_DIR;
+        return 1;
+}
+
+static const Verb *find_verb(int argc, char *argv[], int *ret_consumed) {
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                if (strcmp(argv[0], verbs[i].name) != 0)
+                        continue;
+                if (!verbs[i].sub) {
+                        *ret_consumed = 1;
+                        return &verbs[i];
+                }
+                if (argc > 1 && strcmp(argv[1], verbs[i].sub) == 0) {
+                        *ret_consumed = 2;
+                        return &verbs[i];
+                }
+        }
+        return NULL;
+}
+
+static int unlock(Store *s) {
+        _cleanup_secret_ Secret *pass = NULL;
+        int r;
+
+        r = store_unlock(s, NULL);
+        if (r != -ENOKEY)
+                return r;
+        /* No key file unlocked it: a passphrase protector is the remaining way in. */
+        r = get_passphrase(0, &pass);
+        if (r == -ENXIO)
+                return -ENOKEY;
+        if (r < 0)
+                return r;
+        return store_unlock(s, pass);
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_store_ Store *s = NULL;
+        const Verb *v;
+        int r, consumed;
+        unsigned nargs;
+
+        /* This process holds the root key: keep it out of core dumps and ptrace by other uids. */
+        (void) prctl(PR_SET_DUMPABLE, 0);
+        (void) setrlimit(RLIMIT_CORE, &(struct rlimit) { 0, 0 });
+
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r < 0 ? EXIT_USAGE : 0;
+        if (optind >= argc) {
+                fprintf(stderr, "dkm-store: no command given; see dkm-store --help.\n");
+                return EXIT_USAGE;
+        }
+        v = find_verb(argc - optind, argv + optind, &consumed);
+        if (!v) {
+                fprintf(stderr, "dkm-store: unknown command '%s'; see dkm-store --help.\n", argv[optind]);
+                return EXIT_USAGE;
+        }
+        nargs = (unsigned) (argc - optind - consumed);
+        if (nargs < v->min_args || nargs > v->max_args) {
+                fprintf(stderr, "dkm-store: usage: dkm-store %s\n", v->usage);
+                return EXIT_USAGE;
+        }
+        if (crypt_init() < 0) {
+                fprintf(stderr, "dkm-store: libsodium failed to initialize.\n");
+                return EXIT_FAILURE;
+        }
+        if (v->run == verb_init)
+                return verb_init(NULL, argv + optind + consumed);
+
+        r = store_open(arg.state_dir, &s);
+        if (r == -ENOENT) {
+                fprintf(stderr, "dkm-store: %s is not a dkm key store; create one with 'dkm-store init'.\n",
+                        arg.state_dir);
+                return EXIT_NOT_FOUND;
+        }
+        if (r < 0)
+                return fail(s, r, arg.state_dir);
+        if (v->needs_unlock) {
+                r = unlock(s);
+                if (r == -ENOKEY) {
+                        fprintf(stderr, "dkm-store: no protector of %s unlocked the root key (key file missing or wrong passphrase).\n",
+                                arg.state_dir);
+                        return EXIT_LOCKED;
+                }
+                if (r < 0)
+                        return fail(s, r, "unlocking the store");
+        }
+        return v->run(s, argv + optind + consumed);
+}
