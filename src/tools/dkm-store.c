@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "crypto.h"
+#include "loader.h"
 #include "parse.h"
 #include "passphrase.h"
 #include "store.h"
@@ -33,8 +34,10 @@ static struct {
         const char *algorithm;
         const char *rollover_period;
         const char *type;
+        unsigned hot_window;
 } arg = {
         .passphrase_fd = -1,
+        .hot_window = LOADER_HOT_WINDOW_DEFAULT,
 };
 
 typedef struct Verb {
@@ -355,6 +358,44 @@ static int verb_check(Store *s, char **args) {
         return status;
 }
 
+/* Put the group into the kernel keyrings as the store has it now, for the members of its gid. */
+static int verb_load(Store *s, char **args) {
+        _cleanup_store_group_ StoreGroup *g = NULL;
+        _cleanup_keyring_manifest_ KeyringManifest *m = NULL;
+        _cleanup_free_ uid_t *uids = NULL;
+        size_t n_uids;
+        int r;
+
+        r = store_group_load(s, args[0], &g);
+        if (r < 0)
+                return fail(s, r, args[0]);
+        r = loader_member_uids(g->gid, &uids, &n_uids);
+        if (r < 0)
+                return fail(NULL, r, "reading the members of the group's gid");
+        r = loader_build_manifest(s, g, arg.hot_window, uids, n_uids, &m);
+        if (r < 0)
+                return fail(s, r, args[0]);
+        r = loader_run_helper(m, (char *[]) { (char *) "load", NULL });
+        if (r < 0) {
+                fprintf(stderr, "dkm-store: cannot run %s: %s\n", loader_helper_path(), strerror(-r));
+                return EXIT_FAILURE;
+        }
+        if (r > 0)
+                return EXIT_FAILURE; /* the helper said why on stderr */
+        printf("Loaded %s into the kernel: %zu generation(s), %zu member uid(s).\n", g->name, m->n_generations,
+               m->n_members);
+        return 0;
+}
+
+static int verb_unload(Store *s, char **args) {
+        int r = loader_run_helper(NULL, (char *[]) { (char *) "unload", args[0], NULL });
+        if (r < 0) {
+                fprintf(stderr, "dkm-store: cannot run %s: %s\n", loader_helper_path(), strerror(-r));
+                return EXIT_FAILURE;
+        }
+        return r == 0 ? 0 : EXIT_FAILURE;
+}
+
 static const Verb verbs[] = {
         { "init", NULL, 0, 0, 0, verb_init, "init [--passphrase | --passphrase-fd=FD]" },
         { "group", "create", 1, 1, 1, verb_group_create,
@@ -368,6 +409,8 @@ static const Verb verbs[] = {
         { "protector", "add", 1, 1, 1, verb_protector_add, "protector add NAME [--type=file|passphrase]" },
         { "protector", "remove", 1, 1, 0, verb_protector_remove, "protector remove NAME" },
         { "check", NULL, 0, 0, 1, verb_check, "check" },
+        { "load", NULL, 1, 1, 1, verb_load, "load GROUP [--hot-window=N]" },
+        { "unload", NULL, 1, 1, 0, verb_unload, "unload GROUP" },
 };
 
 static void help(void) {
@@ -380,15 +423,16 @@ static void help(void) {
                "  --state-dir=DIR        key store directory (default $DKM_STATE_DIR or %s)\n"
                "  --passphrase           use a passphrase (asked on the terminal)\n"
                "  --passphrase-fd=FD     read the passphrase from file descriptor FD\n"
+               "  --hot-window=N         archived generations preloaded by 'load' (default %u)\n"
                "  -h --help              show this help\n"
                "  --version              show the version\n"
                "\nExit status: 0 ok, 1 failure, 2 usage, 3 not found, 4 cannot unlock,\n"
                "5 corrupted store file, 6 refused by a rule, 7 unsupported.\n",
-               DKM_DEFAULT_STATE_DIR);
+               DKM_DEFAULT_STATE_DIR, LOADER_HOT_WINDOW_DEFAULT);
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_STATE_DIR = 0x100, ARG_PASSPHRASE, ARG_PASSPHRASE_FD, ARG_GID, ARG_ALGORITHM, ARG_PERIOD, ARG_TYPE, ARG_VERSION };
+        enum { ARG_STATE_DIR = 0x100, ARG_PASSPHRASE, ARG_PASSPHRASE_FD, ARG_GID, ARG_ALGORITHM, ARG_PERIOD, ARG_TYPE, ARG_VERSION, ARG_HOT_WINDOW };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -399,6 +443,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "algorithm", required_argument, NULL, ARG_ALGORITHM },
                 { "rollover-period", required_argument, NULL, ARG_PERIOD },
                 { "type", required_argument, NULL, ARG_TYPE },
+                { "hot-window", required_argument, NULL, ARG_HOT_WINDOW },
                 {}
         };
         uint32_t fd;
@@ -436,6 +481,14 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_TYPE:
                         arg.type = optarg;
+                        break;
+                case ARG_HOT_WINDOW:
+                        if (parse_uint32(optarg, &fd) < 0 || fd > LOADER_HOT_WINDOW_MAX) {
+                                fprintf(stderr, "dkm-store: --hot-window=%s: a number of archived generations, 0..%u.\n",
+                                        optarg, LOADER_HOT_WINDOW_MAX);
+                                return -EINVAL;
+                        }
+                        arg.hot_window = fd;
                         break;
                 default:
                         return -EINVAL;
