@@ -284,9 +284,21 @@ int store_group_set_approval_policy(Store *s, const char *name, const char *poli
         return store_finish(s, r);
 }
 
+/* Adds the next generation as pending and commits it: durable before anyone may use it. */
+static int group_add_pending(Store *s, StoreGroup *g, uint32_t *ret_number) {
+        _cleanup_secret_ Secret *kek = NULL;
+        int r;
+
+        r = group_unwrap_kek(s, g, &kek);
+        if (r >= 0)
+                r = group_add_generation(s, g, kek, ret_number);
+        if (r >= 0)
+                r = group_commit(s, g);
+        return r;
+}
+
 int store_generation_add(Store *s, const char *group, uint32_t *ret_number) {
         _cleanup_store_group_ StoreGroup *g = NULL;
-        _cleanup_secret_ Secret *kek = NULL;
         _cleanup_close_ int lock_fd = -EBADF;
         uint32_t n;
         int r;
@@ -296,11 +308,7 @@ int store_generation_add(Store *s, const char *group, uint32_t *ret_number) {
         if (r >= 0)
                 r = group_begin(s, group, &lock_fd, &g);
         if (r >= 0)
-                r = group_unwrap_kek(s, g, &kek);
-        if (r >= 0)
-                r = group_add_generation(s, g, kek, &n);
-        if (r >= 0)
-                r = group_commit(s, g);
+                r = group_add_pending(s, g, &n);
         if (r >= 0 && ret_number)
                 *ret_number = n;
         return store_finish(s, r);
@@ -322,7 +330,6 @@ int store_generation_activate(Store *s, const char *group, uint32_t number) {
 
 int store_rollover(Store *s, const char *group, uint32_t *ret_number) {
         _cleanup_store_group_ StoreGroup *g = NULL;
-        _cleanup_secret_ Secret *kek = NULL;
         _cleanup_close_ int lock_fd = -EBADF;
         uint32_t n;
         int r;
@@ -331,14 +338,10 @@ int store_rollover(Store *s, const char *group, uint32_t *ret_number) {
         r = check_unlocked(s);
         if (r >= 0)
                 r = group_begin(s, group, &lock_fd, &g);
-        if (r >= 0)
-                r = group_unwrap_kek(s, g, &kek);
         /* Two commits under one lock hold: the key is durable (pending) before anything encrypts with
          * it, and no other writer can activate something else in between. */
         if (r >= 0)
-                r = group_add_generation(s, g, kek, &n);
-        if (r >= 0)
-                r = group_commit(s, g);
+                r = group_add_pending(s, g, &n);
         if (r >= 0)
                 r = group_activate(s, g, n);
         if (r >= 0)
