@@ -16,7 +16,16 @@ _Static_assert(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES == 24, "nonce size")
 _Static_assert(crypto_pwhash_SALTBYTES == CRYPT_PWHASH_SALT_BYTES, "salt size");
 
 int crypt_init(void) {
-        return sodium_init() < 0 ? -EIO : 0;
+        static int done = 0;
+
+        /* sodium_init() takes a global mutex on every call: once it has succeeded, skip it, so
+         * that libdkm's hot paths in many threads never contend on it. */
+        if (__atomic_load_n(&done, __ATOMIC_ACQUIRE))
+                return 0;
+        if (sodium_init() < 0)
+                return -EIO;
+        __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+        return 0;
 }
 
 size_t crypt_alg_nonce_bytes(CryptAlg alg) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* dkm-keyring-helper: loads, retires, unloads and reports key groups in kernel keyrings, with minimal privilege. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "fileio.h"
 #include "keyring-helper.h"
 #include "keyring.h"
+#include "request-key.h"
 #include "secret.h"
 
 static const char *program = "dkm-keyring-helper";
@@ -192,7 +194,7 @@ static int verb_status(int argc, char **argv) {
 
 typedef struct Verb {
         const char *name;
-        int n_args; /* after the verb */
+        int n_args; /* after the verb; -1: the verb parses its own (options) */
         const char *args;
         /* Everything else is dropped from the effective, permitted and bounding sets. */
         cap_value_t caps[2];
@@ -203,12 +205,15 @@ typedef struct Verb {
 /* Why each capability: CAP_SETGID lets a brief setfsgid() make us a member of the key group,
  * so keyctl_chown and fchown to that gid need neither CAP_SYS_ADMIN nor CAP_CHOWN;
  * CAP_SETUID lets a forked child take a member's real uid (setreuid) and so reach its user
- * keyring. Retire needs none: the owner (uid 0) may search and so invalidate. */
+ * keyring. Retire needs none: the owner (uid 0) may search and so invalidate. request-key
+ * adds one key to a group keyring already linked for its members, so it needs CAP_SETGID only
+ * (the store it reads is root's own: no CAP_DAC_OVERRIDE). */
 static const Verb verbs[] = {
         { "load", 0, "< MANIFEST", { CAP_SETUID, CAP_SETGID }, 2, verb_load },
         { "unload", 1, "GROUP", { CAP_SETUID }, 1, verb_unload },
         { "retire", 2, "GROUP GENERATION", { 0 }, 0, verb_retire },
         { "status", 1, "GROUP", { CAP_SETUID }, 1, verb_status },
+        { "request-key", -1, HELPER_REQUEST_KEY_ARGS, { CAP_SETGID }, 1, helper_verb_request_key },
 };
 
 static bool verb_needs(const Verb *v, cap_value_t c) {
@@ -283,6 +288,11 @@ int main(int argc, char **argv) {
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || setrlimit(RLIMIT_CORE, &no_core) < 0)
                 return error_exit(KEYRING_HELPER_EXIT_PRIVILEGE, "cannot disable core dumps: %m");
         umask(0077);
+        /* A process started by the kernel (or carelessly) may lack descriptors 0-2; without
+         * this, the first file we open would become stdout or stderr. */
+        for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++)
+                if (fcntl(fd, F_GETFD) < 0 && (errno != EBADF || open("/dev/null", O_RDWR) != fd))
+                        return KEYRING_HELPER_EXIT_INTERNAL;
 
         if (argc < 2)
                 return usage(stderr, KEYRING_HELPER_EXIT_USAGE);
@@ -293,7 +303,7 @@ int main(int argc, char **argv) {
                         v = &verbs[i];
         if (!v)
                 return error_exit(KEYRING_HELPER_EXIT_USAGE, "unknown command \"%s\" (try --help)", argv[1]);
-        if (argc - 2 != v->n_args)
+        if (v->n_args >= 0 && argc - 2 != v->n_args)
                 return error_exit(KEYRING_HELPER_EXIT_USAGE, "usage: %s %s %s", program, v->name, v->args);
         if (v->n_args >= 1 && !keyring_group_name_is_valid(argv[2]))
                 return error_exit(KEYRING_HELPER_EXIT_USAGE, "invalid group name (want [a-z0-9][a-z0-9_.-]{0,63})");

@@ -15,4 +15,8 @@ typedef enum KeyringHelperExit {
         KEYRING_HELPER_EXIT_NOT_LOADED = 9,     /* the group has no keyring */
         KEYRING_HELPER_EXIT_NO_GENERATION = 10, /* the generation is not loaded */
         KEYRING_HELPER_EXIT_BUSY = 11,          /* refused: the active generation */
+        /* request-key only (the key is rejected too; see docs/KEYRING.md): */
+        KEYRING_HELPER_EXIT_STORE = 12,   /* the store cannot be opened, read or unlocked */
+        KEYRING_HELPER_EXIT_UNKNOWN = 13, /* no such group id or generation; not a generation key's description */
+        KEYRING_HELPER_EXIT_RETIRED = 14, /* the generation is retired */
 } KeyringHelperExit;

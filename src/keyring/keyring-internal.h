@@ -22,6 +22,12 @@ int keyring_runtime_read_uids(int dirfd, const char *name, uid_t **ret, size_t *
 int keyring_runtime_write_uids(int dirfd, const char *name, const uid_t *uids, size_t n) _warn_unused_result_;
 int keyring_runtime_read_serial(int dirfd, const char *name, KeySerial *ret) _warn_unused_result_;
 
+/* Bump the epoch file dirfd/name (KEYRING_EPOCH_BYTES, root:gid, 0640) in place with one
+ * pwrite, so readers that mmap it see the change. A missing or odd file (wrong size, owner,
+ * group or mode) is replaced by a new one starting from the wall clock in nanoseconds, so
+ * its value differs from any earlier file's. */
+int keyring_runtime_bump_epoch(int dirfd, const char *name, gid_t gid) _warn_unused_result_;
+
 /* Become a member of gid for filesystem and key checks (setfsgid; needs CAP_SETGID unless
  * gid is already ours), so keyctl_chown and fchown to gid need neither CAP_SYS_ADMIN nor
  * CAP_CHOWN. -EPERM if the switch did not take. */

@@ -189,6 +189,10 @@ int keyring_uids_file_name(const char *group, char ret[KEYRING_FILE_NAME_MAX]) {
         return file_name(group, KEYRING_UIDS_FILE_SUFFIX, ret);
 }
 
+int keyring_epoch_file_name(const char *group, char ret[KEYRING_FILE_NAME_MAX]) {
+        return file_name(group, KEYRING_EPOCH_FILE_SUFFIX, ret);
+}
+
 int keyring_serial_parse(const char *s, size_t size, int32_t *ret) {
         uint32_t v;
         int r;

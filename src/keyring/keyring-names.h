@@ -29,6 +29,14 @@
 #define KEYRING_STAGING_DESC   "dkm:.staging"
 #define KEYRING_POINTER_SUFFIX ":active"
 
+/* On-demand generations: a client that finds no "dkm:<group-id-hex>:<n>" calls
+ * request_key("user", desc, KEYRING_REQUEST_CALLOUT, 0). The request-key handler loads the
+ * real key into the group keyring (with a timeout) and answers with a key whose payload is
+ * KEYRING_REQUEST_MARKER (never KEYRING_KEY_BYTES long, never secret): the client then
+ * searches for the real key again through the group keyring. */
+#define KEYRING_REQUEST_CALLOUT "dkm"
+#define KEYRING_REQUEST_MARKER  "dkm-loaded"
+
 /* 0xPPUUGGOO: possessor, owner (uid 0), group (the key group's gid), other.
  * Generation and pointer keys: possessor view; owner view|write|search|link|setattr, no read;
  * group view|read|search; other nothing. The possessor byte stays view-only because
@@ -64,6 +72,13 @@ typedef struct KeyringPointer {
 #define KEYRING_UIDS_FILE_SUFFIX    ".uids"
 #define KEYRING_FILE_NAME_MAX       (KEYRING_GROUP_NAME_MAX + 16U)
 
+/* <dir>/<group>.epoch: a u64 in host byte order (mode 0640, root:<gid>) that the helper bumps
+ * in place after every load, retire and unload of the group. libdkm maps it read-only and
+ * compares it with the value it last validated against, so its key cache notices a change
+ * without making a system call (docs/LIBDKM.md). */
+#define KEYRING_EPOCH_FILE_SUFFIX ".epoch"
+#define KEYRING_EPOCH_BYTES       8U
+
 /* [a-z0-9][a-z0-9_.-]{0,63}: the store's rule, repeated here so the keyring layer does not
  * depend on the store. */
 bool keyring_group_name_is_valid(const char *name);
@@ -93,5 +108,6 @@ int keyring_pointer_unpack(const void *data, size_t size, KeyringPointer *ret) _
 const char *keyring_runtime_dir(void);
 int keyring_serial_file_name(const char *group, char ret[KEYRING_FILE_NAME_MAX]) _warn_unused_result_;
 int keyring_uids_file_name(const char *group, char ret[KEYRING_FILE_NAME_MAX]) _warn_unused_result_;
+int keyring_epoch_file_name(const char *group, char ret[KEYRING_FILE_NAME_MAX]) _warn_unused_result_;
 /* The serial file's content: a positive decimal serial and one newline. */
 int keyring_serial_parse(const char *s, size_t size, int32_t *ret) _warn_unused_result_;

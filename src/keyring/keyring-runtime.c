@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -138,6 +139,32 @@ int keyring_runtime_write_uids(int dirfd, const char *name, const uid_t *uids, s
                 pos += (size_t) snprintf(text + pos, 12, "%u\n", (unsigned) uids[i]);
         /* Which accounts hold a group's keys is nobody else's business. */
         return keyring_runtime_write(dirfd, name, text, pos, 0600, (gid_t) -1);
+}
+
+int keyring_runtime_bump_epoch(int dirfd, const char *name, gid_t gid) {
+        _cleanup_close_ int fd = -EBADF;
+        struct timespec ts;
+        struct stat st;
+        uint64_t v;
+
+        fd = openat(dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (fd >= 0 && fstat(fd, &st) >= 0 && S_ISREG(st.st_mode) && st.st_size == KEYRING_EPOCH_BYTES &&
+            st.st_uid == 0 && pread(fd, &v, sizeof(v), 0) == (ssize_t) sizeof(v)) {
+                v++;
+                /* In place, never by rename: clients keep the file mapped and must see this
+                 * very inode change. A reader racing the write may see a mix of old and new
+                 * bytes, which differs from the old value unless no byte was written yet:
+                 * either way it validates again, now or on its next call. */
+                if (pwrite(fd, &v, sizeof(v), 0) != (ssize_t) sizeof(v))
+                        return errno > 0 ? -errno : -EIO;
+                if (st.st_gid == gid && (st.st_mode & 07777) == 0640)
+                        return 0;
+                /* The wrong group or mode: its readers have seen the bump; a new file follows. */
+        }
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        v = (uint64_t) ts.tv_sec * UINT64_C(1000000000) + (uint64_t) ts.tv_nsec;
+        return keyring_runtime_write(dirfd, name, &v, sizeof(v), 0640, gid);
 }
 
 int keyring_runtime_read_serial(int dirfd, const char *name, KeySerial *ret) {

@@ -140,6 +140,18 @@ static int kr_chown_gid(KeySerial serial, gid_t gid) {
         return r;
 }
 
+/* Is every key described desc (of serial's type) in ring dead? Search skips dead keys and
+ * reports why; a ring we may not search (the registry) says EACCES, which is not "dead". */
+static bool kr_only_dead(KeySerial serial, KeySerial ring, const char *desc) {
+        KeyringKeyInfo info;
+        int r;
+
+        if (kr_describe(serial, &info) < 0)
+                return false;
+        r = kr_errno(keyctl_search(ring, info.type, desc, 0));
+        return r == -EKEYEXPIRED || r == -EKEYREVOKED;
+}
+
 /* Give a freshly staged key its group and mask, then move it into place. The key is never
  * linked anywhere but staging (possessed only by this thread) before its mask is final,
  * and KEYCTL_MOVE_EXCL refuses to displace a key of the same description. */
@@ -153,6 +165,12 @@ static int kr_place(Keyring *k, KeySerial serial, gid_t gid, uint32_t perm, KeyS
         if (r < 0)
                 return fail(k, KEYRING_FAILURE_KERNEL, r, "cannot set the permissions of key %s", desc);
         r = kr_errno(keyctl_move(serial, k->staging, to, KEYCTL_MOVE_EXCL));
+        if (r == -EEXIST && kr_only_dead(serial, to, desc))
+                /* An expired (e.g. loaded on demand) or invalidated key of that description
+                 * stays linked until the garbage collector runs, gc_delay (300 s) after it
+                 * expired; displacing it is what the collector would do. No live key can
+                 * appear meanwhile: only the owner links here, and helpers hold the flock. */
+                r = kr_errno(keyctl_move(serial, k->staging, to, 0));
         if (r < 0)
                 return fail(k, KEYRING_FAILURE_KERNEL, r, "cannot move key %s into place", desc);
         return 0;
@@ -462,9 +480,15 @@ static int load_generation(Keyring *k, const KeyringManifest *m, KeySerial ring,
                 /* Rewriting the same bytes is harmless, and a key that somehow differs from the
                  * store's is corrected; readers see old or new payload, never a mix. */
                 r = kr_errno(keyctl_update(e->info.serial, g->key->data, g->key->size));
-                if (r < 0)
+                /* A key loaded on demand carries a timeout; listed in the manifest, it stays.
+                 * (Updating a user key already resets its expiry here; we do not rely on it.) */
+                if (r >= 0)
+                        r = kr_errno(keyctl_set_timeout(e->info.serial, 0));
+                if (r >= 0)
+                        return 0;
+                if (!kr_dead(r))
                         return fail(k, KEYRING_FAILURE_KERNEL, r, "cannot update key %s", desc);
-                return 0;
+                /* Loaded on demand, it expired since the scan: add it afresh (kr_place displaces it). */
         }
         s = add_key("user", desc, g->key->data, g->key->size, k->staging);
         if (s < 0)
@@ -612,6 +636,20 @@ static int publish_serial(Keyring *k, const char *group, KeySerial ring, gid_t g
         return 0;
 }
 
+/* Tell libdkm's key caches to validate again (docs/LIBDKM.md): after the kernel changed. */
+static int publish_epoch(Keyring *k, const char *group, gid_t gid) {
+        char name[KEYRING_FILE_NAME_MAX];
+        int r;
+
+        r = keyring_epoch_file_name(group, name);
+        if (r < 0)
+                return fail(k, KEYRING_FAILURE_INVALID, r, "invalid group name");
+        r = keyring_runtime_bump_epoch(k->runtime_fd, name, gid);
+        if (r < 0)
+                return fail(k, KEYRING_FAILURE_RUNTIME, r, "cannot write %s/%s", k->runtime_dir, name);
+        return 0;
+}
+
 int keyring_group_load(Keyring *k, const KeyringManifest *m, KeySerial *ret_ring) {
         _cleanup_free_ Entry *entries = NULL;
         KeyringKeyInfo ring;
@@ -657,6 +695,9 @@ int keyring_group_load(Keyring *k, const KeyringManifest *m, KeySerial *ret_ring
         r = publish_serial(k, m->group, ring.serial, m->gid);
         if (r < 0)
                 return r;
+        r = publish_epoch(k, m->group, m->gid);
+        if (r < 0)
+                return r;
         if (ret_ring)
                 *ret_ring = ring.serial;
         return 0;
@@ -665,7 +706,7 @@ int keyring_group_load(Keyring *k, const KeyringManifest *m, KeySerial *ret_ring
 int keyring_group_unload(Keyring *k, const char *group) {
         _cleanup_free_ Entry *entries = NULL;
         _cleanup_free_ uid_t *uids = NULL;
-        char uids_name[KEYRING_FILE_NAME_MAX], serial_name[KEYRING_FILE_NAME_MAX];
+        char uids_name[KEYRING_FILE_NAME_MAX], serial_name[KEYRING_FILE_NAME_MAX], epoch_name[KEYRING_FILE_NAME_MAX];
         KeyringKeyInfo ring = {};
         size_t n_uids = 0, n;
         bool found = false;
@@ -706,10 +747,20 @@ int keyring_group_unload(Keyring *k, const char *group) {
                         return fail(k, KEYRING_FAILURE_KERNEL, r, "cannot invalidate keyring %s", ring.description);
         }
 
+        /* Mapped epochs must see the change before the file goes; it exists unless the group
+         * never finished loading, and creating one just to delete it would need CAP_SETGID. */
+        if (ring.serial > 0 && keyring_epoch_file_name(group, epoch_name) >= 0 &&
+            faccessat(k->runtime_fd, epoch_name, F_OK, AT_SYMLINK_NOFOLLOW) >= 0 &&
+            keyring_runtime_bump_epoch(k->runtime_fd, epoch_name, ring.gid) < 0) {
+                /* Not fatal: the keys are gone already, and clients validate every second. */
+        }
+
         /* The serial file first: a reader must not find a serial for a group being removed. */
         r = unlink_durable(k->runtime_fd, serial_name);
         if (r >= 0)
                 r = unlink_durable(k->runtime_fd, uids_name);
+        if (r >= 0 && keyring_epoch_file_name(group, epoch_name) >= 0)
+                r = unlink_durable(k->runtime_fd, epoch_name);
         if (r < 0)
                 return fail(k, KEYRING_FAILURE_RUNTIME, r, "cannot remove the runtime files of group %s", group);
         return 0;
@@ -772,7 +823,9 @@ int keyring_generation_retire(Keyring *k, const char *group, uint32_t generation
                         return fail(k, KEYRING_FAILURE_KERNEL, r, "cannot invalidate key %s",
                                     entries[i].info.description);
         }
-        return 0;
+        /* The file exists once the group was loaded, so this is an in-place write that needs
+         * no capability (retire keeps none); clients validate every second regardless. */
+        return publish_epoch(k, group, ring.gid);
 }
 
 KeyringStatus *keyring_status_free(KeyringStatus *s) {
@@ -845,4 +898,110 @@ int keyring_group_status(Keyring *k, const char *group, KeyringStatus **ret) {
                 s->serial_file = 0;
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+/* The loaded keyring of group, and what it holds, for an on-demand load. Its pointer must name
+ * group_id: a group deleted and created again under the same name has a new id, and the old
+ * incarnation's keyring is not the place for the new one's keys. Its gid must be the store's,
+ * or members could find a key they cannot read (or the reverse) until the next load. */
+static int ondemand_ring(Keyring *k, const char *group, const uint8_t group_id[KEYRING_GROUP_ID_BYTES], gid_t gid,
+                         KeyringKeyInfo *ret_ring, Entry **ret_entries, size_t *ret_n) {
+        _cleanup_free_ Entry *entries = NULL;
+        KeyringKeyInfo ring;
+        KeyringPointer p;
+        Entry *pointer;
+        size_t n;
+        int r;
+
+        r = group_ring_find(k, group, &ring);
+        if (r == -ENOENT)
+                return fail(k, KEYRING_FAILURE_NOT_LOADED, r, "group %s is not loaded", group);
+        if (r < 0)
+                return r;
+        r = ring_scan(k, ring.serial, group, &entries, &n);
+        if (r < 0)
+                return r;
+        pointer = entry_find(entries, n, ENTRY_POINTER, NULL, 0);
+        if (!pointer || pointer_read(k, ring.serial, pointer->info.serial, &p) < 0)
+                return fail(k, KEYRING_FAILURE_NOT_LOADED, -ENOENT,
+                            "the keyring of group %s has no readable pointer; load the group again", group);
+        if (memcmp(p.group_id, group_id, KEYRING_GROUP_ID_BYTES) != 0)
+                return fail(k, KEYRING_FAILURE_NOT_LOADED, -ENOENT,
+                            "the keyring of group %s belongs to another group id; load the group again", group);
+        if (ring.gid != gid)
+                return fail(k, KEYRING_FAILURE_NOT_LOADED, -ENOENT,
+                            "the keyring of group %s has gid %u, the store says %u; load the group again", group,
+                            (unsigned) ring.gid, (unsigned) gid);
+        *ret_ring = ring;
+        *ret_entries = TAKE_PTR(entries);
+        *ret_n = n;
+        return 0;
+}
+
+int keyring_generation_find(Keyring *k, const char *group, const uint8_t group_id[KEYRING_GROUP_ID_BYTES], gid_t gid,
+                            uint32_t generation, KeySerial *ret_key) {
+        _cleanup_free_ Entry *entries = NULL;
+        KeyringKeyInfo ring;
+        Entry *e;
+        size_t n;
+        int r;
+
+        k->failure = KEYRING_FAILURE_NONE;
+        if (generation == 0)
+                return fail(k, KEYRING_FAILURE_INVALID, -EINVAL, "invalid generation 0");
+        r = ondemand_ring(k, group, group_id, gid, &ring, &entries, &n);
+        if (r < 0)
+                return r;
+        e = entry_find(entries, n, ENTRY_GENERATION, group_id, generation);
+        if (!e)
+                return fail(k, KEYRING_FAILURE_NO_GENERATION, -ENOKEY, "group %s has no generation %u loaded", group,
+                            (unsigned) generation);
+        if (ret_key)
+                *ret_key = e->info.serial;
+        return 0;
+}
+
+int keyring_generation_load_timed(Keyring *k, const char *group, const uint8_t group_id[KEYRING_GROUP_ID_BYTES],
+                                  gid_t gid, uint32_t generation, const Secret *key, unsigned timeout_sec,
+                                  KeySerial *ret_key) {
+        _cleanup_free_ Entry *entries = NULL;
+        char desc[KEYRING_DESC_MAX];
+        KeyringKeyInfo ring;
+        Entry *e;
+        size_t n;
+        long s;
+        int r;
+
+        k->failure = KEYRING_FAILURE_NONE;
+        if (keyring_generation_desc(group_id, generation, desc) < 0)
+                return fail(k, KEYRING_FAILURE_INVALID, -EINVAL, "invalid generation 0");
+        if (!key || key->size != KEYRING_KEY_BYTES || timeout_sec == 0)
+                return fail(k, KEYRING_FAILURE_INVALID, -EINVAL, "invalid key or timeout");
+        r = ondemand_ring(k, group, group_id, gid, &ring, &entries, &n);
+        if (r < 0)
+                return r;
+
+        /* Hot, or loaded on demand by an earlier request: left exactly as it is. A hot key
+         * must not gain a timeout, and an on-demand one keeps its own. */
+        e = entry_find(entries, n, ENTRY_GENERATION, group_id, generation);
+        if (e) {
+                if (ret_key)
+                        *ret_key = e->info.serial;
+                return 0;
+        }
+
+        s = add_key("user", desc, key->data, key->size, k->staging);
+        if (s < 0)
+                return fail(k, KEYRING_FAILURE_KERNEL, negative_errno(), "cannot add key %s", desc);
+        /* While it is still in staging (possessed, so possessor setattr applies): the key is
+         * never in place without its timeout. */
+        r = kr_errno(keyctl_set_timeout((KeySerial) s, timeout_sec));
+        if (r < 0)
+                return fail(k, KEYRING_FAILURE_KERNEL, r, "cannot set the timeout of key %s", desc);
+        r = kr_place(k, (KeySerial) s, gid, KEYRING_PERM_KEY, ring.serial, desc);
+        if (r < 0)
+                return r;
+        if (ret_key)
+                *ret_key = (KeySerial) s;
+        return 1;
 }

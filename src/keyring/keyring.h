@@ -64,6 +64,21 @@ int keyring_group_unload(Keyring *k, const char *group) _warn_unused_result_;
  * the pointer first. */
 int keyring_generation_retire(Keyring *k, const char *group, uint32_t generation) _warn_unused_result_;
 
+/* On demand (the request-key handler), for a group already loaded here whose keyring belongs
+ * to group_id and has gid (KEYRING_FAILURE_NOT_LOADED, -ENOENT, otherwise):
+ * keyring_generation_find: 0 if a live key of that generation is in the group keyring,
+ * KEYRING_FAILURE_NO_GENERATION (-ENOKEY) if not.
+ * keyring_generation_load_timed: add it, staged and moved like load does, with a kernel timeout
+ * of timeout_sec seconds, so it drops out of the kernel after use (a later load invalidates
+ * it unless its manifest lists it, which clears the timeout). Returns 1 if it added the key,
+ * 0 if a live one was already there (left untouched: a hot key never gains a timeout).
+ * Needs CAP_SETGID, like load. */
+int keyring_generation_find(Keyring *k, const char *group, const uint8_t group_id[KEYRING_GROUP_ID_BYTES], gid_t gid,
+                            uint32_t generation, KeySerial *ret_key) _warn_unused_result_;
+int keyring_generation_load_timed(Keyring *k, const char *group, const uint8_t group_id[KEYRING_GROUP_ID_BYTES],
+                                  gid_t gid, uint32_t generation, const Secret *key, unsigned timeout_sec,
+                                  KeySerial *ret_key) _warn_unused_result_;
+
 typedef struct KeyringKeyInfo {
         KeySerial serial;
         char type[16];
