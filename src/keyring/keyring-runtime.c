@@ -56,46 +56,17 @@ int keyring_runtime_open(const char *path, int *ret_fd) {
 }
 
 int keyring_runtime_write(int dirfd, const char *name, const void *data, size_t size, mode_t mode, gid_t gid) {
-        _cleanup_close_ int fd = -EBADF;
-        char tmp[KEYRING_FILE_NAME_MAX + 32];
+        gid_t old;
         int r;
 
-        if (snprintf(tmp, sizeof(tmp), ".#%s.%ld", name, (long) getpid()) >= (int) sizeof(tmp))
-                return -ENAMETOOLONG;
-        (void) unlinkat(dirfd, tmp, 0); /* left by a crashed writer whose pid was reused */
-        fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0)
-                return negative_errno();
-
-        if (gid != (gid_t) -1) {
-                gid_t old;
-
-                r = keyring_fsgid_enter(gid, &old);
-                if (r >= 0) {
-                        r = fchown(fd, (uid_t) -1, gid) < 0 ? negative_errno() : 0;
-                        keyring_fsgid_leave(old);
-                }
-                if (r < 0)
-                        goto fail;
-        }
-        if (fchmod(fd, mode) < 0) {
-                r = negative_errno();
-                goto fail;
-        }
-        r = loop_write(fd, data, size);
+        if (gid == (gid_t) -1)
+                return write_file_atomic(dirfd, name, data, size, mode);
+        /* fchown to a group needs membership (or CAP_CHOWN): take the gid as fsgid meanwhile. */
+        r = keyring_fsgid_enter(gid, &old);
         if (r < 0)
-                goto fail;
-        if (fsync(fd) < 0) {
-                r = negative_errno();
-                goto fail;
-        }
-        if (renameat(dirfd, tmp, dirfd, name) < 0) {
-                r = negative_errno();
-                goto fail;
-        }
-        return fsync_dir(dirfd);
-fail:
-        (void) unlinkat(dirfd, tmp, 0);
+                return r;
+        r = write_file_atomic_owned(dirfd, name, data, size, mode, gid);
+        keyring_fsgid_leave(old);
         return r;
 }
 

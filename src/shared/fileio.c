@@ -62,7 +62,7 @@ static int write_and_sync(int fd, const void *data, size_t size) {
         return 0;
 }
 
-int write_file_atomic(int dirfd, const char *name, const void *data, size_t size, mode_t mode) {
+int write_file_atomic_owned(int dirfd, const char *name, const void *data, size_t size, mode_t mode, gid_t gid) {
         char tmp[256];
         _cleanup_close_ int fd = -EBADF;
         int r;
@@ -71,10 +71,14 @@ int write_file_atomic(int dirfd, const char *name, const void *data, size_t size
                 return -ENAMETOOLONG;
 
         (void) unlinkat(dirfd, tmp, 0); /* a leftover from a crashed writer with a recycled pid */
-        fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+        /* Private until owner and mode are final, so no other group ever sees the content. */
+        fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return negative_errno();
-        /* umask may have narrowed mode; widen is never wanted, narrow is harmless, but be exact. */
+        if (gid != (gid_t) -1 && fchown(fd, (uid_t) -1, gid) < 0) {
+                r = negative_errno();
+                goto fail;
+        }
         if (fchmod(fd, mode) < 0) {
                 r = negative_errno();
                 goto fail;
@@ -90,6 +94,10 @@ int write_file_atomic(int dirfd, const char *name, const void *data, size_t size
 fail:
         (void) unlinkat(dirfd, tmp, 0);
         return r;
+}
+
+int write_file_atomic(int dirfd, const char *name, const void *data, size_t size, mode_t mode) {
+        return write_file_atomic_owned(dirfd, name, data, size, mode, (gid_t) -1);
 }
 
 int write_file_exclusive(int dirfd, const char *name, const void *data, size_t size, mode_t mode) {

@@ -9,6 +9,9 @@
 
 /* Replace dirfd/name atomically with data; the file gets mode, the directory is fsynced. */
 int write_file_atomic(int dirfd, const char *name, const void *data, size_t size, mode_t mode) _warn_unused_result_;
+/* The same, also giving the file group gid ((gid_t) -1: unchanged) before it gets mode. */
+int write_file_atomic_owned(int dirfd, const char *name, const void *data, size_t size, mode_t mode,
+                            gid_t gid) _warn_unused_result_;
 
 /* Create dirfd/name with O_EXCL, write, fsync, fsync dir. -EEXIST if present. */
 int write_file_exclusive(int dirfd, const char *name, const void *data, size_t size, mode_t mode) _warn_unused_result_;
