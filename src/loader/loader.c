@@ -176,6 +176,12 @@ int loader_run_helper(const KeyringManifest *m, char *const args[]) {
                 return r;
         }
         if (pid == 0) {
+                sigset_t none;
+
+                /* A daemon caller (dkmd) blocks SIGTERM/SIGINT for its signalfd; the helper must
+                 * not inherit that, or it could not be stopped. */
+                sigemptyset(&none);
+                (void) sigprocmask(SIG_SETMASK, &none, NULL);
                 if (dup2(pipefd[0], STDIN_FILENO) < 0)
                         _exit(127);
                 execv(loader_helper_path(), argv);

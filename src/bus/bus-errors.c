@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/* Maps negative errno codes from the store, loader and authorization to named D-Bus errors. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bus-errors.h"
+
+/* One table, so a client can rely on the name: the same errno always gives the same error,
+ * whichever method failed. Anything unlisted is a store failure, never a generic D-Bus error. */
+static const char *error_name(int r) {
+        switch (-r) {
+        case ENOENT:
+                return BUS_ERROR_NO_SUCH_GROUP;
+        case EEXIST:
+                return BUS_ERROR_GROUP_EXISTS;
+        case EACCES:
+        case EPERM:
+                return BUS_ERROR_ACCESS_DENIED;
+        case EINVAL:
+        case ERANGE:
+        case E2BIG:
+        case EOPNOTSUPP:
+                return BUS_ERROR_INVALID_ARGUMENT;
+        case BUS_ERRNO_APPROVAL_REQUIRED:
+                return BUS_ERROR_APPROVAL_REQUIRED;
+        case ENOKEY:
+                return BUS_ERROR_STORE_LOCKED;
+        case BUS_ERRNO_LOAD_FAILED:
+        case ENOEXEC:
+        case ECHILD:
+                return BUS_ERROR_LOAD_FAILED;
+        default:
+                return BUS_ERROR_STORE_ERROR;
+        }
+}
+
+static const char *reason(int r) {
+        switch (-r) {
+        case ENOENT:
+                return "no such group";
+        case EEXIST:
+                return "a group of that name exists";
+        case EACCES:
+        case EPERM:
+                return "only root and members of the admin group may do this";
+        case BUS_ERRNO_APPROVAL_REQUIRED:
+                return "needs the approvals of the group's policy, and the approval workflow does not exist yet";
+        case ENOKEY:
+                return "the store is locked: no protector unlocked the root key at start";
+        case BUS_ERRNO_LOAD_FAILED:
+                return "dkm-keyring-helper refused to load the group (see dkmd's log)";
+        case ENOEXEC:
+                return "dkm-keyring-helper could not be run";
+        default:
+                return strerror(-r);
+        }
+}
+
+int bus_error_errno(sd_bus_error *e, int r, const char *fmt, ...) {
+        char what[256];
+        va_list ap;
+
+        if (r >= 0)
+                r = -EIO; /* a caller bug; still refuse rather than report success */
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof(what), fmt, ap);
+        va_end(ap);
+        (void) sd_bus_error_setf(e, error_name(r), "%s: %s", what, reason(r));
+        return r;
+}
