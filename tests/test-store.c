@@ -151,7 +151,7 @@ static Store *open_unlocked(void) {
 static Store *init_with_group(const char *name) {
         Store *s = NULL;
         ck_assert_int_eq(store_init(sdir, NULL, &s), 0);
-        ck_assert_int_eq(store_group_create(s, name, 1000, CRYPT_ALG_XCHACHA20_POLY1305, 0, NULL), 0);
+        ck_assert_int_eq(store_group_create(s, name, 1000, CRYPT_ALG_XCHACHA20_POLY1305, NULL, NULL), 0);
         return s;
 }
 
@@ -188,7 +188,7 @@ START_TEST(test_init_open_file) {
         ck_assert_int_eq(store_init(sdir, NULL, &s), 0);
         ck_assert(store_is_unlocked(s));
         ck_assert_str_eq(store_path(s), sdir);
-        ck_assert_int_eq(store_group_create(s, "mail", 1234, CRYPT_ALG_XCHACHA20_POLY1305, 0, &g), 0);
+        ck_assert_int_eq(store_group_create(s, "mail", 1234, CRYPT_ALG_XCHACHA20_POLY1305, NULL, &g), 0);
         ck_assert_ptr_null(store_last_error(s));
         unwrap_bytes(s, g, 1, k1);
         s = store_free(s);
@@ -197,7 +197,7 @@ START_TEST(test_init_open_file) {
         ck_assert_ptr_nonnull(strstr(store_last_error(NULL), "already"));
         ck_assert_int_eq(store_open(sdir, &s), 0);
         ck_assert(!store_is_unlocked(s));
-        ck_assert_int_eq(store_group_create(s, "other", 1, CRYPT_ALG_XCHACHA20_POLY1305, 0, NULL), -ENOKEY);
+        ck_assert_int_eq(store_group_create(s, "other", 1, CRYPT_ALG_XCHACHA20_POLY1305, NULL, NULL), -ENOKEY);
         ck_assert_int_eq(store_rollover(s, "mail", NULL), -ENOKEY);
         g = store_group_free(g);
         g = load(s, "mail");
@@ -225,7 +225,7 @@ START_TEST(test_passphrase) {
         uint8_t k1[CRYPT_KEY_BYTES], k2[CRYPT_KEY_BYTES];
 
         ck_assert_int_eq(store_init(sdir, pw, &s), 0);
-        ck_assert_int_eq(store_group_create(s, "mail", 5, CRYPT_ALG_XCHACHA20_POLY1305, 0, &g), 0);
+        ck_assert_int_eq(store_group_create(s, "mail", 5, CRYPT_ALG_XCHACHA20_POLY1305, NULL, &g), 0);
         unwrap_bytes(s, g, 1, k1);
         s = store_free(s);
 
@@ -300,15 +300,19 @@ START_TEST(test_groups) {
         const char *policy = "levels=2 \\ \"quoted\"\nnext\tline \x7f caf\xc3\xa9 \x01";
         _cleanup_free_ char *big = calloc(1, STORE_APPROVAL_POLICY_MAX + 2);
         const StoreGeneration *a;
+        StoreGroupPolicy daily = { .rollover_period_usec = 86400000000ULL, .propagation_delay_usec = 300000000ULL,
+                                   .hot_window = 5, .allow_human_members = true };
+        StoreGroupPolicy manual = STORE_GROUP_POLICY_DEFAULT, too_hot = { .hot_window = STORE_HOT_WINDOW_MAX + 1 };
 
         ck_assert_int_eq(store_init(sdir, NULL, &s), 0);
-        ck_assert_int_eq(store_group_create(s, "mail", 100, CRYPT_ALG_XCHACHA20_POLY1305, 86400000000ULL, &m), 0);
-        ck_assert_int_eq(store_group_create(s, "backup", 200, CRYPT_ALG_AES256_GCM, 0, NULL), 0);
-        ck_assert_int_eq(store_group_create(s, "mail", 100, CRYPT_ALG_XCHACHA20_POLY1305, 0, NULL), -EEXIST);
-        ck_assert_int_eq(store_group_create(s, "Mail", 100, CRYPT_ALG_XCHACHA20_POLY1305, 0, NULL), -EINVAL);
-        ck_assert_int_eq(store_group_create(s, ".hidden", 100, CRYPT_ALG_XCHACHA20_POLY1305, 0, NULL), -EINVAL);
-        ck_assert_int_eq(store_group_create(s, "x", (gid_t) -1, CRYPT_ALG_XCHACHA20_POLY1305, 0, NULL), -EINVAL);
-        ck_assert_int_eq(store_group_create(s, "x", 1, (CryptAlg) 77, 0, NULL), -EPROTONOSUPPORT);
+        ck_assert_int_eq(store_group_create(s, "mail", 100, CRYPT_ALG_XCHACHA20_POLY1305, &daily, &m), 0);
+        ck_assert_int_eq(store_group_create(s, "hot", 100, CRYPT_ALG_XCHACHA20_POLY1305, &too_hot, NULL), -EINVAL);
+        ck_assert_int_eq(store_group_create(s, "backup", 200, CRYPT_ALG_AES256_GCM, NULL, NULL), 0);
+        ck_assert_int_eq(store_group_create(s, "mail", 100, CRYPT_ALG_XCHACHA20_POLY1305, NULL, NULL), -EEXIST);
+        ck_assert_int_eq(store_group_create(s, "Mail", 100, CRYPT_ALG_XCHACHA20_POLY1305, NULL, NULL), -EINVAL);
+        ck_assert_int_eq(store_group_create(s, ".hidden", 100, CRYPT_ALG_XCHACHA20_POLY1305, NULL, NULL), -EINVAL);
+        ck_assert_int_eq(store_group_create(s, "x", (gid_t) -1, CRYPT_ALG_XCHACHA20_POLY1305, NULL, NULL), -EINVAL);
+        ck_assert_int_eq(store_group_create(s, "x", 1, (CryptAlg) 77, NULL, NULL), -EPROTONOSUPPORT);
 
         ck_assert_int_eq(store_group_list(s, &names), 0);
         ck_assert_str_eq(names[0], "backup");
@@ -319,7 +323,10 @@ START_TEST(test_groups) {
         ck_assert_str_eq(m2->name, "mail");
         ck_assert_uint_eq(m2->gid, 100);
         ck_assert_int_eq(m2->alg, CRYPT_ALG_XCHACHA20_POLY1305);
-        ck_assert_uint_eq(m2->rollover_period_usec, 86400000000ULL);
+        ck_assert_uint_eq(m2->policy.rollover_period_usec, daily.rollover_period_usec);
+        ck_assert_uint_eq(m2->policy.propagation_delay_usec, daily.propagation_delay_usec);
+        ck_assert_uint_eq(m2->policy.hot_window, daily.hot_window);
+        ck_assert(m2->policy.allow_human_members);
         ck_assert_ptr_null(m2->approval_policy);
         ck_assert_mem_eq(m2->id, m->id, sizeof(m->id));
         ck_assert_uint_eq(m2->n_generations, 1);
@@ -333,11 +340,14 @@ START_TEST(test_groups) {
         ck_assert_int_eq(b->alg, CRYPT_ALG_AES256_GCM);
         ck_assert(memcmp(b->id, m->id, sizeof(m->id)) != 0);
 
-        ck_assert_int_eq(store_group_set_rollover_period(s, "mail", 0), 0);
+        ck_assert_int_eq(store_group_set_policy(s, "mail", &too_hot), -EINVAL);
+        ck_assert_int_eq(store_group_set_policy(s, "mail", &manual), 0);
         ck_assert_int_eq(store_group_set_approval_policy(s, "mail", policy), 0);
         m2 = store_group_free(m2);
         m2 = load(s, "mail");
-        ck_assert_uint_eq(m2->rollover_period_usec, 0);
+        ck_assert_uint_eq(m2->policy.rollover_period_usec, 0);
+        ck_assert_uint_eq(m2->policy.hot_window, STORE_HOT_WINDOW_DEFAULT);
+        ck_assert(!m2->policy.allow_human_members);
         ck_assert_str_eq(m2->approval_policy, policy);
         ck_assert_int_eq(store_group_set_approval_policy(s, "mail", ""), 0);
         m2 = store_group_free(m2);
@@ -348,7 +358,7 @@ START_TEST(test_groups) {
 
         ck_assert_int_eq(store_group_load(s, "nope", &b), -ENOENT);
         ck_assert_ptr_nonnull(strstr(store_last_error(s), "no such group"));
-        ck_assert_int_eq(store_group_set_rollover_period(s, "nope", 1), -ENOENT);
+        ck_assert_int_eq(store_group_set_policy(s, "nope", &manual), -ENOENT);
         ck_assert_int_eq(store_group_load(s, "../format", &b), -EINVAL);
 }
 END_TEST
@@ -508,7 +518,7 @@ START_TEST(test_symlinks_and_permissions) {
         _cleanup_strv_free_ char **names = NULL;
         char link[160], real[160];
 
-        ck_assert_int_eq(store_group_create(s, "other", 1000, CRYPT_ALG_XCHACHA20_POLY1305, 0, NULL), 0);
+        ck_assert_int_eq(store_group_create(s, "other", 1000, CRYPT_ALG_XCHACHA20_POLY1305, NULL, NULL), 0);
         s = store_free(s);
 
         snprintf(link, sizeof(link), "%s/link", base);
@@ -609,7 +619,7 @@ START_TEST(test_corruption) {
         const char *ga = gpath("a");
         size_t size;
 
-        ck_assert_int_eq(store_group_create(s, "b", 1000, CRYPT_ALG_XCHACHA20_POLY1305, 0, NULL), 0);
+        ck_assert_int_eq(store_group_create(s, "b", 1000, CRYPT_ALG_XCHACHA20_POLY1305, NULL, NULL), 0);
         for (int i = 0; i < 4; i++)
                 ck_assert_int_eq(store_rollover(s, "a", NULL), 0);
         ck_assert_int_eq(store_generation_retire(s, "a", 2), 0);
@@ -737,7 +747,7 @@ START_TEST(test_binding) {
         Secret *k = NULL;
 
         ck_assert_int_eq(store_rollover(s, "a", NULL), 0);
-        ck_assert_int_eq(store_group_create(s, "b", 1000, CRYPT_ALG_XCHACHA20_POLY1305, 0, NULL), 0);
+        ck_assert_int_eq(store_group_create(s, "b", 1000, CRYPT_ALG_XCHACHA20_POLY1305, NULL, NULL), 0);
         g = load(s, "a");
         to_hex(g->generations[0].wrapped_key, CRYPT_WRAPPED_KEY_BYTES, h1);
         to_hex(g->generations[1].wrapped_key, CRYPT_WRAPPED_KEY_BYTES, h2);

@@ -40,7 +40,7 @@ static int load_group(BusManager *m, const StoreGroup *g) {
         r = loader_member_uids(g->gid, &uids, &n_uids);
         if (r < 0)
                 return r;
-        r = loader_build_manifest(m->store, g, m->hot_window, uids, n_uids, &manifest);
+        r = loader_build_manifest(m->store, g, g->policy.hot_window, uids, n_uids, &manifest);
         if (r < 0)
                 return r;
         r = loader_run_helper(manifest, (char *[]) { (char *) "load", NULL });
@@ -132,7 +132,7 @@ static int method_create_group(sd_bus_message *msg, void *userdata, sd_bus_error
         if (r < 0)
                 return bus_error_errno(error, r, "algorithm %s", crypt_alg_to_string(alg));
 
-        r = store_group_create(m->store, name, (gid_t) gid, alg, period, &g);
+        r = store_group_create(m->store, name, (gid_t) gid, alg, &(StoreGroupPolicy) { .rollover_period_usec = period, .hot_window = STORE_HOT_WINDOW_DEFAULT }, &g);
         if (r < 0)
                 return bus_error_errno(error, r, "creating group %s", name);
         bus_log("created group %s (gid %u, %s)", name, (unsigned) gid, crypt_alg_to_string(alg));
@@ -261,7 +261,7 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                 return sd_bus_message_append(reply, "u", active ? active->number : 0U);
         }
         if (strcmp(property, "RolloverPeriodUSec") == 0)
-                return sd_bus_message_append(reply, "t", g->rollover_period_usec);
+                return sd_bus_message_append(reply, "t", g->policy.rollover_period_usec);
         return -EINVAL; /* only reachable if the vtable names a property not handled here */
 }
 

@@ -17,7 +17,6 @@
 typedef struct BusManager {
         Store *store;        /* unlocked at start if a protector allowed it */
         BusAuth auth;        /* who may mutate */
-        unsigned hot_window; /* archived generations preloaded on each load */
 } BusManager;
 
 /* Register the vtables, node enumerator and ObjectManager on bus. Does not take the name. */

@@ -120,7 +120,6 @@ static int context_open_store(Context *c) {
         else
                 log_info("store %s unlocked", arg.state_dir);
         c->manager.store = c->store;
-        c->manager.hot_window = LOADER_HOT_WINDOW_DEFAULT;
         return 0;
 }
 

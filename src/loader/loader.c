@@ -87,7 +87,7 @@ int loader_build_manifest(Store *s, const StoreGroup *g, unsigned hot_window, co
         size_t first_hot = 0, archived = 0;
         int r;
 
-        if (hot_window > LOADER_HOT_WINDOW_MAX)
+        if (hot_window > STORE_HOT_WINDOW_MAX)
                 return -E2BIG;
         r = keyring_manifest_new(g->name, g->id, g->gid, g->alg, &m);
         if (r < 0)

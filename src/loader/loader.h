@@ -9,10 +9,10 @@
 #include "keyring-manifest.h"
 #include "store.h"
 
-/* Archived generations kept hot (preloaded) besides the active and pending ones; older ones
- * are loaded on demand through the request-key upcall. */
-#define LOADER_HOT_WINDOW_DEFAULT 2U
-#define LOADER_HOT_WINDOW_MAX (KEYRING_MANIFEST_GENERATIONS_MAX - 2U)
+/* Archived generations kept hot (preloaded) besides the active and pending ones are each
+ * group's policy (StoreGroupPolicy.hot_window); older ones are loaded on demand through the
+ * request-key upcall. The store's limit must fit the helper's manifest. */
+_Static_assert(STORE_HOT_WINDOW_MAX + 2U <= KEYRING_MANIFEST_GENERATIONS_MAX, "hot window must fit a manifest");
 
 /* The uids of the group's members in the user database (supplementary members and users
  * whose primary group it is), ascending, without root. *ret is malloc'd (NULL when none). */

@@ -55,6 +55,10 @@ const StoreGeneration *store_group_active_generation(const StoreGroup *g) {
         return NULL;
 }
 
+int store_group_policy_check(const StoreGroupPolicy *p) {
+        return p->hot_window <= STORE_HOT_WINDOW_MAX ? 0 : -EINVAL;
+}
+
 bool store_group_name_is_valid(const char *name) {
         size_t n;
 
@@ -95,6 +99,9 @@ enum {
         KEY_GID,
         KEY_ALGORITHM,
         KEY_ROLLOVER,
+        KEY_DELAY,
+        KEY_HOT_WINDOW,
+        KEY_HUMANS,
         KEY_POLICY,
         KEY_KEK,
         _KEY_MAX,
@@ -103,6 +110,8 @@ static const char *const header_keys[_KEY_MAX] = {
         [KEY_FORMAT] = "format",     [KEY_NAME] = "name",
         [KEY_ID] = "id",             [KEY_GID] = "gid",
         [KEY_ALGORITHM] = "algorithm", [KEY_ROLLOVER] = "rollover-period-usec",
+        [KEY_DELAY] = "propagation-delay-usec", [KEY_HOT_WINDOW] = "hot-window",
+        [KEY_HUMANS] = "allow-human-members",
         [KEY_POLICY] = "approval-policy", [KEY_KEK] = "kek",
 };
 
@@ -142,8 +151,22 @@ static int parse_header_value(StoreGroup *g, unsigned k, const char *v, const ch
                         return kverror_set(e, line, "unknown algorithm");
                 return 0;
         case KEY_ROLLOVER:
-                if (kv_parse_u64(v, UINT64_MAX, &g->rollover_period_usec) < 0)
+                if (kv_parse_u64(v, UINT64_MAX, &g->policy.rollover_period_usec) < 0)
                         return kverror_set(e, line, "malformed rollover period");
+                return 0;
+        case KEY_DELAY:
+                if (kv_parse_u64(v, UINT64_MAX, &g->policy.propagation_delay_usec) < 0)
+                        return kverror_set(e, line, "malformed propagation delay");
+                return 0;
+        case KEY_HOT_WINDOW:
+                if (kv_parse_u64(v, STORE_HOT_WINDOW_MAX, &u) < 0)
+                        return kverror_set(e, line, "hot window is not a number up to %u", STORE_HOT_WINDOW_MAX);
+                g->policy.hot_window = (uint32_t) u;
+                return 0;
+        case KEY_HUMANS:
+                if (kv_parse_u64(v, 1, &u) < 0)
+                        return kverror_set(e, line, "allow-human-members must be 0 or 1");
+                g->policy.allow_human_members = u == 1;
                 return 0;
         case KEY_POLICY:
                 r = kv_unescape(v, STORE_APPROVAL_POLICY_MAX, &g->approval_policy);
@@ -300,13 +323,19 @@ int group_file_format(const StoreGroup *g, char **ret, size_t *ret_size) {
         KvBuf b = {};
         int r;
 
-        if (!store_group_name_is_valid(g->name) || !crypt_alg_to_string(g->alg) || g->n_generations == 0)
+        if (!store_group_name_is_valid(g->name) || !crypt_alg_to_string(g->alg) || g->n_generations == 0 ||
+            store_group_policy_check(&g->policy) < 0)
                 return -EINVAL;
 
         kvbuf_printf(&b, "format=%d\nname=%s\nid=", GROUP_FILE_FORMAT, g->name);
         kvbuf_put_hex(&b, g->id, sizeof(g->id));
-        kvbuf_printf(&b, "\ngid=%u\nalgorithm=%s\nrollover-period-usec=%llu\napproval-policy=", (unsigned) g->gid,
-                     crypt_alg_to_string(g->alg), (unsigned long long) g->rollover_period_usec);
+        kvbuf_printf(&b,
+                     "\ngid=%u\nalgorithm=%s\nrollover-period-usec=%llu\npropagation-delay-usec=%llu\nhot-window=%u\n"
+                     "allow-human-members=%d\napproval-policy=",
+                     (unsigned) g->gid, crypt_alg_to_string(g->alg),
+                     (unsigned long long) g->policy.rollover_period_usec,
+                     (unsigned long long) g->policy.propagation_delay_usec, (unsigned) g->policy.hot_window,
+                     g->policy.allow_human_members ? 1 : 0);
         kvbuf_put_escaped(&b, g->approval_policy ?: "");
         kvbuf_printf(&b, "\nkek=");
         kvbuf_put_hex(&b, g->wrapped_kek, sizeof(g->wrapped_kek));

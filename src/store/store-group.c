@@ -190,7 +190,7 @@ int store_group_list(Store *s, char ***ret_names) {
         return store_finish(s, r);
 }
 
-static int group_create_locked(Store *s, const char *name, gid_t gid, CryptAlg alg, uint64_t period,
+static int group_create_locked(Store *s, const char *name, gid_t gid, CryptAlg alg, const StoreGroupPolicy *policy,
                                StoreGroup **ret) {
         _cleanup_store_group_ StoreGroup *g = NULL;
         _cleanup_secret_ Secret *kek = NULL;
@@ -210,7 +210,7 @@ static int group_create_locked(Store *s, const char *name, gid_t gid, CryptAlg a
         crypt_random(g->id, sizeof(g->id));
         g->gid = gid;
         g->alg = alg;
-        g->rollover_period_usec = period;
+        g->policy = *policy;
         r = crypt_keygen(&kek);
         if (r < 0)
                 return r;
@@ -229,7 +229,7 @@ static int group_create_locked(Store *s, const char *name, gid_t gid, CryptAlg a
         return 0;
 }
 
-int store_group_create(Store *s, const char *name, gid_t gid, CryptAlg alg, uint64_t rollover_period_usec,
+int store_group_create(Store *s, const char *name, gid_t gid, CryptAlg alg, const StoreGroupPolicy *policy,
                        StoreGroup **ret) {
         _cleanup_close_ int lock_fd = -EBADF;
         int r;
@@ -242,23 +242,27 @@ int store_group_create(Store *s, const char *name, gid_t gid, CryptAlg alg, uint
                 return store_error(s, -EINVAL, NULL, "gid %u is not a group", (unsigned) gid);
         if (!crypt_alg_to_string(alg))
                 return store_error(s, -EPROTONOSUPPORT, NULL, "unknown algorithm %d", (int) alg);
+        if (policy && store_group_policy_check(policy) < 0)
+                return store_error(s, -EINVAL, NULL, "hot window above %u", STORE_HOT_WINDOW_MAX);
         r = check_unlocked(s);
         if (r >= 0)
                 r = store_lock(s, &lock_fd);
         if (r >= 0)
-                r = group_create_locked(s, name, gid, alg, rollover_period_usec, ret);
+                r = group_create_locked(s, name, gid, alg, policy ?: &STORE_GROUP_POLICY_DEFAULT, ret);
         return store_finish(s, r);
 }
 
-int store_group_set_rollover_period(Store *s, const char *name, uint64_t period_usec) {
+int store_group_set_policy(Store *s, const char *name, const StoreGroupPolicy *policy) {
         _cleanup_store_group_ StoreGroup *g = NULL;
         _cleanup_close_ int lock_fd = -EBADF;
         int r;
 
         store_error_clear(s);
+        if (store_group_policy_check(policy) < 0)
+                return store_error(s, -EINVAL, NULL, "hot window above %u", STORE_HOT_WINDOW_MAX);
         r = group_begin(s, name, &lock_fd, &g);
         if (r >= 0) {
-                g->rollover_period_usec = period_usec;
+                g->policy = *policy;
                 r = group_commit(s, g);
         }
         return store_finish(s, r);

@@ -17,6 +17,8 @@
 #define STORE_GROUP_NAME_MAX 64U
 #define STORE_PROTECTOR_NAME_MAX 64U
 #define STORE_APPROVAL_POLICY_MAX 4096U /* bytes; the policy is one escaped line of the group file */
+#define STORE_HOT_WINDOW_MAX 62U        /* the helper's manifest holds 64 generations: active, pending, these */
+#define STORE_HOT_WINDOW_DEFAULT 2U
 
 /* Wire values in store files; never renumber. */
 typedef enum GenerationState {
@@ -40,12 +42,25 @@ typedef struct StoreGeneration {
         uint8_t wrapped_key[CRYPT_WRAPPED_KEY_BYTES];
 } StoreGeneration;
 
+/* How a group is run: kept in its file, set by dkmd's SetPolicy and the groups.d drop-ins. */
+typedef struct StoreGroupPolicy {
+        uint64_t rollover_period_usec;   /* 0 = manual rollover only */
+        uint64_t propagation_delay_usec; /* a scheduled generation is loaded this long before it encrypts */
+        uint32_t hot_window;             /* archived generations kept in the kernel; older ones on demand */
+        bool allow_human_members;        /* load even if a login user is a member (logged each time) */
+} StoreGroupPolicy;
+
+#define STORE_GROUP_POLICY_DEFAULT ((StoreGroupPolicy) { .hot_window = STORE_HOT_WINDOW_DEFAULT })
+
+/* -EINVAL if a field is out of range (hot window above STORE_HOT_WINDOW_MAX). */
+int store_group_policy_check(const StoreGroupPolicy *p) _warn_unused_result_;
+
 typedef struct StoreGroup {
         char *name;
         uint8_t id[STORE_GROUP_ID_BYTES]; /* random, fixed at creation, named in every ciphertext */
         gid_t gid;
         CryptAlg alg;
-        uint64_t rollover_period_usec; /* 0 = manual rollover only */
+        StoreGroupPolicy policy;
         char *approval_policy;         /* placeholder, opaque to the store; NULL = none */
         uint8_t wrapped_kek[CRYPT_WRAPPED_KEY_BYTES];
         StoreGeneration *generations; /* ascending by number */
@@ -112,13 +127,14 @@ int store_protector_list(Store *s, StoreProtectorInfo **ret, size_t *ret_n) _war
  * another writer's change is never lost), and commits with temp+fsync+rename+fsync dir.
  * Those that need the root key return -ENOKEY on a locked store. Bad names: -EINVAL. */
 
-/* Creates the group with generation 1 active. -EEXIST if the name is taken. Needs unlock. */
-int store_group_create(Store *s, const char *name, gid_t gid, CryptAlg alg, uint64_t rollover_period_usec,
+/* Creates the group with generation 1 active (policy NULL: STORE_GROUP_POLICY_DEFAULT). -EEXIST if
+ * the name is taken. Needs unlock. */
+int store_group_create(Store *s, const char *name, gid_t gid, CryptAlg alg, const StoreGroupPolicy *policy,
                        StoreGroup **ret) _warn_unused_result_;
 /* -ENOENT unknown group; -EBADMSG corrupted file (store_last_error says which and how). */
 int store_group_load(Store *s, const char *name, StoreGroup **ret) _warn_unused_result_;
 int store_group_list(Store *s, char ***ret_names) _warn_unused_result_; /* sorted, NULL-terminated */
-int store_group_set_rollover_period(Store *s, const char *name, uint64_t period_usec) _warn_unused_result_;
+int store_group_set_policy(Store *s, const char *name, const StoreGroupPolicy *policy) _warn_unused_result_;
 int store_group_set_approval_policy(Store *s, const char *name, const char *policy) _warn_unused_result_;
 
 /* Add the next generation as pending; durable before return. Needs unlock. */

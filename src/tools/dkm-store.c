@@ -34,10 +34,10 @@ static struct {
         const char *algorithm;
         const char *rollover_period;
         const char *type;
-        unsigned hot_window;
+        unsigned hot_window; /* with hot_window_set; else the group's policy */
+        bool hot_window_set;
 } arg = {
         .passphrase_fd = -1,
-        .hot_window = LOADER_HOT_WINDOW_DEFAULT,
 };
 
 typedef struct Verb {
@@ -122,6 +122,7 @@ static int verb_init(Store *unused, char **args) {
 static int verb_group_create(Store *s, char **args) {
         CryptAlg alg = CRYPT_ALG_XCHACHA20_POLY1305;
         uint64_t period = 0;
+        StoreGroupPolicy policy = STORE_GROUP_POLICY_DEFAULT;
         gid_t gid;
         _cleanup_store_group_ StoreGroup *g = NULL;
         int r;
@@ -155,7 +156,8 @@ static int verb_group_create(Store *s, char **args) {
                         args[0], STORE_GROUP_NAME_MAX);
                 return EXIT_USAGE;
         }
-        r = store_group_create(s, args[0], gid, alg, period, &g);
+        policy.rollover_period_usec = period;
+        r = store_group_create(s, args[0], gid, alg, &policy, &g);
         if (r < 0)
                 return fail(s, r, args[0]);
         printf("Created key group %s (gid %u, %s), generation 1 active.\n", g->name, (unsigned) g->gid,
@@ -183,9 +185,9 @@ static int verb_group_list(Store *s, char **args) {
                         continue;
                 }
                 a = store_group_active_generation(g);
-                format_duration_usec(g->rollover_period_usec, period, sizeof(period));
+                format_duration_usec(g->policy.rollover_period_usec, period, sizeof(period));
                 printf("%-24s %8u %-20s %8u %10s %zu\n", g->name, (unsigned) g->gid, crypt_alg_to_string(g->alg),
-                       a ? a->number : 0, g->rollover_period_usec ? period : "manual", g->n_generations);
+                       a ? a->number : 0, g->policy.rollover_period_usec ? period : "manual", g->n_generations);
         }
         return 0;
 }
@@ -198,9 +200,9 @@ static int verb_group_show(Store *s, char **args) {
         r = store_group_load(s, args[0], &g);
         if (r < 0)
                 return fail(s, r, args[0]);
-        format_duration_usec(g->rollover_period_usec, period, sizeof(period));
+        format_duration_usec(g->policy.rollover_period_usec, period, sizeof(period));
         printf("Group:     %s\nGid:       %u\nAlgorithm: %s\nRollover:  %s\nGroup id:  ", g->name, (unsigned) g->gid,
-               crypt_alg_to_string(g->alg), g->rollover_period_usec ? period : "manual");
+               crypt_alg_to_string(g->alg), g->policy.rollover_period_usec ? period : "manual");
         for (size_t i = 0; i < sizeof(g->id); i++)
                 printf("%02x", g->id[i]);
         printf("\n\n%10s %-9s %-21s %-21s %-21s %-21s\n", "GENERATION", "STATE", "CREATED", "ACTIVATED", "ARCHIVED",
@@ -372,7 +374,7 @@ static int verb_load(Store *s, char **args) {
         r = loader_member_uids(g->gid, &uids, &n_uids);
         if (r < 0)
                 return fail(NULL, r, "reading the members of the group's gid");
-        r = loader_build_manifest(s, g, arg.hot_window, uids, n_uids, &m);
+        r = loader_build_manifest(s, g, arg.hot_window_set ? arg.hot_window : g->policy.hot_window, uids, n_uids, &m);
         if (r < 0)
                 return fail(s, r, args[0]);
         r = loader_run_helper(m, (char *[]) { (char *) "load", NULL });
@@ -423,12 +425,13 @@ static void help(void) {
                "  --state-dir=DIR        key store directory (default $DKM_STATE_DIR or %s)\n"
                "  --passphrase           use a passphrase (asked on the terminal)\n"
                "  --passphrase-fd=FD     read the passphrase from file descriptor FD\n"
-               "  --hot-window=N         archived generations preloaded by 'load' (default %u)\n"
+               "  --hot-window=N         archived generations preloaded by 'load' (default: the\n"
+               "                         group's policy, %u for a new group)\n"
                "  -h --help              show this help\n"
                "  --version              show the version\n"
                "\nExit status: 0 ok, 1 failure, 2 usage, 3 not found, 4 cannot unlock,\n"
                "5 corrupted store file, 6 refused by a rule, 7 unsupported.\n",
-               DKM_DEFAULT_STATE_DIR, LOADER_HOT_WINDOW_DEFAULT);
+               DKM_DEFAULT_STATE_DIR, STORE_HOT_WINDOW_DEFAULT);
 }
 
 static int parse_argv(int argc, char *argv[]) {
@@ -483,12 +486,13 @@ static int parse_argv(int argc, char *argv[]) {
                         arg.type = optarg;
                         break;
                 case ARG_HOT_WINDOW:
-                        if (parse_uint32(optarg, &fd) < 0 || fd > LOADER_HOT_WINDOW_MAX) {
+                        if (parse_uint32(optarg, &fd) < 0 || fd > STORE_HOT_WINDOW_MAX) {
                                 fprintf(stderr, "dkm-store: --hot-window=%s: a number of archived generations, 0..%u.\n",
-                                        optarg, LOADER_HOT_WINDOW_MAX);
+                                        optarg, STORE_HOT_WINDOW_MAX);
                                 return -EINVAL;
                         }
                         arg.hot_window = fd;
+                        arg.hot_window_set = true;
                         break;
                 default:
                         return -EINVAL;
