@@ -16,180 +16,14 @@
 
 #include "macro.h"
 #include "test-accounts.h"
+#include "test-bus.h"
 #include "test-helpers.h"
-
-/* The named errors are part of the interface: spelled out here, not taken from dkmd's headers. */
-#define E_NO_SUCH_GROUP "org.dkm.KeyManager1.Error.NoSuchGroup"
-#define E_GROUP_EXISTS "org.dkm.KeyManager1.Error.GroupExists"
-#define E_ACCESS_DENIED "org.dkm.KeyManager1.Error.AccessDenied"
-#define E_INVALID_ARGUMENT "org.dkm.KeyManager1.Error.InvalidArgument"
-#define E_APPROVAL_REQUIRED "org.dkm.KeyManager1.Error.ApprovalRequired"
-
-#define SVC "org.dkm.KeyManager1"
-#define MGR_PATH "/org/dkm/KeyManager1"
-#define MGR_IFACE "org.dkm.KeyManager1"
-#define GROUP_IFACE "org.dkm.KeyManager1.Group"
-#define BUSCTL "/usr/bin/busctl"
 
 static const char *const key_group_tags[] = { "create", "roll", "errors", "denied", "viaadmin", "busctl", NULL };
 
-/* The bus and the daemon live in the suite runner (an unchecked fixture), across the forked
- * tests; both die with the runner (PR_SET_PDEATHSIG) if it is killed before the teardown. */
-static pid_t dbus_pid = -1, dkmd_pid = -1;
-static char bus_dir[80], dkmd_log[160]; /* TW.dir is at most 63 characters */
-
-static const char *env_path(const char *name) {
-        const char *p = getenv(name);
-
-        ck_assert_msg(p && access(p, F_OK) == 0, "%s must name the built file", name);
-        return p;
-}
-
-static pid_t spawn(char *const argv[], int keep_fd, const char *log) {
-        pid_t parent = getpid(), pid;
-
-        fflush(NULL);
-        pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
-                if (getppid() != parent)
-                        _exit(126);
-                if (log) {
-                        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-                        if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
-                                _exit(126);
-                }
-                if (keep_fd >= 0 && fcntl(keep_fd, F_SETFD, 0) < 0)
-                        _exit(126);
-                execv(argv[0], argv);
-                _exit(127);
-        }
-        return pid;
-}
-
-static void write_bus_config(const char *path, const char *socket) {
-        FILE *f = fopen(path, "we");
-
-        ck_assert_ptr_nonnull(f);
-        /* Debian's system.conf default policy, then the project's own policy file, so the test
-         * proves the shipped policy is what lets dkmd own its name and others call it. */
-        fprintf(f,
-                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
-                " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-                "<busconfig>\n"
-                "  <type>system</type>\n"
-                "  <listen>unix:path=%s</listen>\n"
-                "  <auth>EXTERNAL</auth>\n"
-                "  <policy context=\"default\">\n"
-                "    <allow user=\"*\"/>\n"
-                "    <deny own=\"*\"/>\n"
-                "    <deny send_type=\"method_call\"/>\n"
-                "    <allow send_type=\"signal\"/>\n"
-                "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n"
-                "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n"
-                "    <allow receive_type=\"method_call\"/>\n"
-                "    <allow receive_type=\"method_return\"/>\n"
-                "    <allow receive_type=\"error\"/>\n"
-                "    <allow receive_type=\"signal\"/>\n"
-                "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n"
-                "    <allow send_destination=\"org.freedesktop.DBus\"\n"
-                "           send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n"
-                "  </policy>\n"
-                "  <include>%s</include>\n"
-                "</busconfig>\n",
-                socket, env_path("DKM_DBUS_POLICY"));
-        ck_assert_int_eq(fclose(f), 0);
-}
-
-static bool name_has_owner(void) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        int has = 0;
-
-        if (sd_bus_open_system(&bus) < 0 ||
-            sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                               "NameHasOwner", NULL, &reply, "s", SVC) < 0 ||
-            sd_bus_message_read(reply, "b", &has) < 0)
-                return false;
-        return has;
-}
-
 static void bus_up(void) {
-        char config[160], socket[160], address[512] = "", fdarg[32];
-        int pipefd[2];
-        ssize_t n;
-        size_t got = 0;
-
-        snprintf(bus_dir, sizeof(bus_dir), "%s/bus", TW.dir);
-        ck_assert_int_eq(mkdir(bus_dir, 0755), 0);
-        snprintf(config, sizeof(config), "%s/bus.conf", bus_dir);
-        snprintf(socket, sizeof(socket), "%s/system_bus_socket", bus_dir);
-        snprintf(dkmd_log, sizeof(dkmd_log), "%s/dkmd.log", bus_dir);
-        write_bus_config(config, socket);
-
-        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
-        snprintf(fdarg, sizeof(fdarg), "--print-address=%d", pipefd[1]);
-        dbus_pid = spawn((char *const[]){ (char *) "/usr/bin/dbus-daemon", (char *) "--nofork", (char *) "--nosyslog",
-                                          (char *) "--config-file", config, fdarg, NULL },
-                         pipefd[1], NULL);
-        close(pipefd[1]);
-        /* The address line is written once the socket listens: no polling for the bus. */
-        while (got + 1 < sizeof(address) && (n = read(pipefd[0], address + got, sizeof(address) - 1 - got)) > 0) {
-                got += (size_t) n;
-                if (memchr(address, '\n', got))
-                        break;
-        }
-        close(pipefd[0]);
-        address[got] = 0;
-        ck_assert_msg(strchr(address, '\n'), "dbus-daemon printed no address");
-        *strchr(address, '\n') = 0;
-        ck_assert_int_eq(setenv("DBUS_SYSTEM_BUS_ADDRESS", address, 1), 0);
-
-        /* The test world's grp is the admin group: its members (member, member2) may mutate. */
-        dkmd_pid = spawn((char *const[]){ (char *) env_path("DKM_DKMD"), (char *) "--bus=system",
-                                          (char *) "--admin-group", TW.grp, NULL },
-                         -1, dkmd_log);
-        for (int i = 0; i < 200 && !name_has_owner(); i++) {
-                ck_assert_msg(waitpid(dkmd_pid, NULL, WNOHANG) == 0, "dkmd exited at start; see %s", dkmd_log);
-                nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
-        }
-        ck_assert_msg(name_has_owner(), "dkmd did not take %s", SVC);
-}
-
-static int stop(pid_t *pid) {
-        int status = -1;
-
-        if (*pid <= 0)
-                return -1;
-        (void) kill(*pid, SIGTERM);
-        while (waitpid(*pid, &status, 0) < 0 && errno == EINTR)
-                ;
-        *pid = -1;
-        return status;
-}
-
-static void bus_down(void) {
-        char line[512];
-        int status = stop(&dkmd_pid);
-        FILE *f;
-
-        (void) stop(&dbus_pid);
-        /* dkmd's log goes into the test log, for whoever reads a failure. */
-        f = fopen(dkmd_log, "re");
-        if (f) {
-                while (fgets(line, sizeof(line), f))
-                        fprintf(stderr, "  | %s", line);
-                fclose(f);
-        }
-        fprintf(stderr, "dkmd exit status %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-}
-
-static sd_bus *bus_open(void) {
-        sd_bus *bus = NULL;
-
-        ck_assert_int_ge(sd_bus_open_system(&bus), 0);
-        return bus;
+        test_bus_start();
+        test_dkmd_start(NULL);
 }
 
 /* CreateGroup(name, gid, {}) -> object path (malloc'd), or NULL with *e set. */
@@ -201,11 +35,6 @@ static char *create_group(sd_bus *bus, const char *name, uint32_t gid, sd_bus_er
                 return NULL;
         ck_assert_int_ge(sd_bus_message_read(reply, "o", &path), 0);
         return strdup(path);
-}
-
-static void assert_error(const sd_bus_error *e, const char *name) {
-        ck_assert_msg(sd_bus_error_has_name(e, name), "got %s (%s), want %s", e->name ?: "success", e->message ?: "",
-                      name);
 }
 
 static uint32_t get_u(sd_bus *bus, const char *path, const char *property) {
@@ -249,7 +78,7 @@ static size_t count_groups(sd_bus *bus, const char *want, const char *want_path)
 }
 
 START_TEST(test_create_list_properties) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = bus_open();
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         _cleanup_free_ char *path = NULL, *alg = NULL, *name = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -278,7 +107,7 @@ START_TEST(test_create_list_properties) {
 END_TEST
 
 START_TEST(test_rollover_loads_kernel) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = bus_open();
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         const char *g = test_key_group("roll"), *path;
@@ -312,7 +141,7 @@ START_TEST(test_rollover_loads_kernel) {
 END_TEST
 
 START_TEST(test_named_errors) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = bus_open();
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
         const char *g = test_key_group("errors");
         _cleanup_free_ char *path = NULL;
         size_t before;
@@ -326,37 +155,37 @@ START_TEST(test_named_errors) {
         {
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
                 ck_assert_ptr_null(create_group(bus, g, TW.gid, &e));
-                assert_error(&e, E_GROUP_EXISTS);
+                test_assert_bus_error(&e, E_GROUP_EXISTS);
         }
         {
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
                 ck_assert_int_lt(sd_bus_call_method(bus, SVC, MGR_PATH, MGR_IFACE, "GetGroup", &e, NULL, "s",
                                                     "dkmt-no-such-group"), 0);
-                assert_error(&e, E_NO_SUCH_GROUP);
+                test_assert_bus_error(&e, E_NO_SUCH_GROUP);
         }
         static const char *const bad_names[] = { "", "Upper", "a/b", "..", "-lead", NULL };
         for (size_t i = 0; bad_names[i]; i++) {
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
                 ck_assert_ptr_null(create_group(bus, bad_names[i], TW.gid, &e));
-                assert_error(&e, E_INVALID_ARGUMENT);
+                test_assert_bus_error(&e, E_INVALID_ARGUMENT);
         }
         {
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
                 ck_assert_ptr_null(create_group(bus, "dkmt-gid-zero", 0, &e));
-                assert_error(&e, E_INVALID_ARGUMENT);
+                test_assert_bus_error(&e, E_INVALID_ARGUMENT);
         }
         {
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
                 ck_assert_int_lt(sd_bus_call_method(bus, SVC, MGR_PATH, MGR_IFACE, "CreateGroup", &e, NULL, "sua{sv}",
                                                     "dkmt-bad-option", (uint32_t) TW.gid, 1, "Colour", "s", "red"),
                                  0);
-                assert_error(&e, E_INVALID_ARGUMENT);
+                test_assert_bus_error(&e, E_INVALID_ARGUMENT);
         }
         {
                 /* Refused for root too: retiring needs approvals that cannot be given yet. */
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
                 ck_assert_int_lt(sd_bus_call_method(bus, SVC, path, GROUP_IFACE, "Retire", &e, NULL, "u", 1), 0);
-                assert_error(&e, E_APPROVAL_REQUIRED);
+                test_assert_bus_error(&e, E_APPROVAL_REQUIRED);
                 ck_assert_uint_eq(get_u(bus, path, "ActiveGeneration"), 1);
         }
         /* No refusal left anything behind. */
@@ -367,7 +196,7 @@ END_TEST
 static char shared_path[256];
 
 static void as_other(void *userdata) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = bus_open();
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
         const char *path = userdata;
         uint32_t number;
 
@@ -377,17 +206,17 @@ static void as_other(void *userdata) {
         {
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
                 ck_assert_ptr_null(create_group(bus, test_key_group("denied"), TW.other_gid, &e));
-                assert_error(&e, E_ACCESS_DENIED);
+                test_assert_bus_error(&e, E_ACCESS_DENIED);
         }
         {
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
                 ck_assert_int_lt(rollover(bus, path, &e, &number), 0);
-                assert_error(&e, E_ACCESS_DENIED);
+                test_assert_bus_error(&e, E_ACCESS_DENIED);
         }
 }
 
 START_TEST(test_non_admin_refused) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = bus_open();
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         _cleanup_free_ char *path = NULL;
         TestCreds other = test_creds_other();
@@ -403,7 +232,7 @@ START_TEST(test_non_admin_refused) {
 END_TEST
 
 static void as_member(void *userdata) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = bus_open();
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         _cleanup_free_ char *path = NULL;
         uint32_t number = 0;
@@ -458,11 +287,11 @@ END_TEST
 START_TEST(test_usage) {
         TestRun r;
 
-        test_run(&r, NULL, 0, NULL, (char *const[]){ (char *) env_path("DKM_DKMD"), (char *) "--help", NULL });
+        test_run(&r, NULL, 0, NULL, (char *const[]){ (char *) test_env_path("DKM_DKMD"), (char *) "--help", NULL });
         ck_assert_int_eq(r.status, 0);
         ck_assert_ptr_nonnull(strstr((char *) r.out, "--admin-group"));
         test_run_free(&r);
-        test_run(&r, NULL, 0, NULL, (char *const[]){ (char *) env_path("DKM_DKMD"), (char *) "--bus=session", NULL });
+        test_run(&r, NULL, 0, NULL, (char *const[]){ (char *) test_env_path("DKM_DKMD"), (char *) "--bus=session", NULL });
         ck_assert_int_eq(r.status, 2);
         test_run_free(&r);
 }
@@ -476,7 +305,7 @@ static Suite *make_suite(bool integration) {
         suite_add_tcase(s, tc);
         if (integration) {
                 tc = tcase_create("bus");
-                tcase_add_unchecked_fixture(tc, bus_up, bus_down);
+                tcase_add_unchecked_fixture(tc, bus_up, test_bus_stop);
                 tcase_add_test(tc, test_create_list_properties);
                 tcase_add_test(tc, test_rollover_loads_kernel);
                 tcase_add_test(tc, test_named_errors);

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: MIT */
+/* A private system-type dbus-daemon and dkmd on it, for the tests of dkmd and dkmctl. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "test-accounts.h"
+#include "test-bus.h"
+
+/* The bus and the daemon live in the suite runner (an unchecked fixture), across the forked
+ * tests; both die with the runner (PR_SET_PDEATHSIG) if it is killed before the teardown. */
+static pid_t dbus_pid = -1, dkmd_pid = -1;
+static char bus_dir[80], dkmd_log[160]; /* TW.dir is at most 63 characters */
+
+const char *test_env_path(const char *name) {
+        const char *p = getenv(name);
+
+        ck_assert_msg(p && access(p, F_OK) == 0, "%s must name the built file", name);
+        return p;
+}
+
+static pid_t spawn(char *const argv[], int keep_fd, const char *log) {
+        pid_t parent = getpid(), pid;
+
+        fflush(NULL);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+                if (getppid() != parent)
+                        _exit(126);
+                if (log) {
+                        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                        if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
+                                _exit(126);
+                }
+                if (keep_fd >= 0 && fcntl(keep_fd, F_SETFD, 0) < 0)
+                        _exit(126);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        return pid;
+}
+
+static void write_bus_config(const char *path, const char *socket) {
+        FILE *f = fopen(path, "we");
+
+        ck_assert_ptr_nonnull(f);
+        /* Debian's system.conf default policy, then the project's own policy file, so the test
+         * proves the shipped policy is what lets dkmd own its name and others call it. */
+        fprintf(f,
+                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+                " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+                "<busconfig>\n"
+                "  <type>system</type>\n"
+                "  <listen>unix:path=%s</listen>\n"
+                "  <auth>EXTERNAL</auth>\n"
+                "  <policy context=\"default\">\n"
+                "    <allow user=\"*\"/>\n"
+                "    <deny own=\"*\"/>\n"
+                "    <deny send_type=\"method_call\"/>\n"
+                "    <allow send_type=\"signal\"/>\n"
+                "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n"
+                "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n"
+                "    <allow receive_type=\"method_call\"/>\n"
+                "    <allow receive_type=\"method_return\"/>\n"
+                "    <allow receive_type=\"error\"/>\n"
+                "    <allow receive_type=\"signal\"/>\n"
+                "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n"
+                "    <allow send_destination=\"org.freedesktop.DBus\"\n"
+                "           send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n"
+                "  </policy>\n"
+                "  <include>%s</include>\n"
+                "</busconfig>\n",
+                socket, test_env_path("DKM_DBUS_POLICY"));
+        ck_assert_int_eq(fclose(f), 0);
+}
+
+static bool name_has_owner(void) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int has = 0;
+
+        if (sd_bus_open_system(&bus) < 0 ||
+            sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "NameHasOwner", NULL, &reply, "s", SVC) < 0 ||
+            sd_bus_message_read(reply, "b", &has) < 0)
+                return false;
+        return has;
+}
+
+void test_bus_start(void) {
+        char config[160], socket[160], address[512] = "", fdarg[32];
+        int pipefd[2];
+        ssize_t n;
+        size_t got = 0;
+
+        snprintf(bus_dir, sizeof(bus_dir), "%s/bus", TW.dir);
+        ck_assert_int_eq(mkdir(bus_dir, 0755), 0);
+        snprintf(config, sizeof(config), "%s/bus.conf", bus_dir);
+        snprintf(socket, sizeof(socket), "%s/system_bus_socket", bus_dir);
+        snprintf(dkmd_log, sizeof(dkmd_log), "%s/dkmd.log", bus_dir);
+        write_bus_config(config, socket);
+
+        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        snprintf(fdarg, sizeof(fdarg), "--print-address=%d", pipefd[1]);
+        dbus_pid = spawn((char *const[]){ (char *) "/usr/bin/dbus-daemon", (char *) "--nofork", (char *) "--nosyslog",
+                                          (char *) "--config-file", config, fdarg, NULL },
+                         pipefd[1], NULL);
+        close(pipefd[1]);
+        /* The address line is written once the socket listens: no polling for the bus. */
+        while (got + 1 < sizeof(address) && (n = read(pipefd[0], address + got, sizeof(address) - 1 - got)) > 0) {
+                got += (size_t) n;
+                if (memchr(address, '\n', got))
+                        break;
+        }
+        close(pipefd[0]);
+        address[got] = 0;
+        ck_assert_msg(strchr(address, '\n'), "dbus-daemon printed no address");
+        *strchr(address, '\n') = 0;
+        ck_assert_int_eq(setenv("DBUS_SYSTEM_BUS_ADDRESS", address, 1), 0);
+}
+
+void test_dkmd_start(const char *const extra_args[]) {
+        char *argv[32] = { (char *) test_env_path("DKM_DKMD"), (char *) "--bus=system", (char *) "--admin-group",
+                           TW.grp };
+        size_t n = 4;
+
+        for (size_t i = 0; extra_args && extra_args[i]; i++) {
+                ck_assert_uint_lt(n + 1, ELEMENTSOF(argv));
+                argv[n++] = (char *) extra_args[i];
+        }
+        ck_assert_int_eq(dkmd_pid, -1);
+        /* The test world's grp is the admin group: its members (member, member2) may mutate. */
+        dkmd_pid = spawn(argv, -1, dkmd_log);
+        for (int i = 0; i < 200 && !name_has_owner(); i++) {
+                ck_assert_msg(waitpid(dkmd_pid, NULL, WNOHANG) == 0, "dkmd exited at start; see %s", dkmd_log);
+                nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
+        }
+        ck_assert_msg(name_has_owner(), "dkmd did not take %s", SVC);
+}
+
+static int stop(pid_t *pid, int sig) {
+        int status = -1;
+
+        if (*pid <= 0)
+                return -1;
+        (void) kill(*pid, sig);
+        while (waitpid(*pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        *pid = -1;
+        return status;
+}
+
+int test_dkmd_stop(bool hard) {
+        char line[512];
+        int status = stop(&dkmd_pid, hard ? SIGKILL : SIGTERM);
+        FILE *f;
+
+        /* dkmd's log goes into the test log, for whoever reads a failure; then starts afresh. */
+        f = fopen(dkmd_log, "re");
+        if (f) {
+                while (fgets(line, sizeof(line), f))
+                        fprintf(stderr, "  | %s", line);
+                fclose(f);
+        }
+        fprintf(stderr, "dkmd %s %d\n", WIFSIGNALED(status) ? "killed by signal" : "exit status",
+                WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        if (truncate(dkmd_log, 0) < 0 && errno != ENOENT)
+                fprintf(stderr, "truncating %s: %m\n", dkmd_log);
+        return status;
+}
+
+const char *test_dkmd_log(void) {
+        return dkmd_log;
+}
+
+void test_bus_stop(void) {
+        (void) test_dkmd_stop(false);
+        (void) stop(&dbus_pid, SIGTERM);
+}
+
+sd_bus *test_bus_open(void) {
+        sd_bus *bus = NULL;
+
+        ck_assert_int_ge(sd_bus_open_system(&bus), 0);
+        return bus;
+}
+
+void test_assert_bus_error(const sd_bus_error *e, const char *name) {
+        ck_assert_msg(sd_bus_error_has_name(e, name), "got %s (%s), want %s", e->name ?: "success", e->message ?: "",
+                      name);
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/* A private system-type dbus-daemon and dkmd on it, for the tests of dkmd and dkmctl. */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+
+/* The named errors are part of the interface: spelled out here, not taken from dkmd's headers. */
+#define E_NO_SUCH_GROUP "org.dkm.KeyManager1.Error.NoSuchGroup"
+#define E_NO_SUCH_GENERATION "org.dkm.KeyManager1.Error.NoSuchGeneration"
+#define E_GROUP_EXISTS "org.dkm.KeyManager1.Error.GroupExists"
+#define E_ACCESS_DENIED "org.dkm.KeyManager1.Error.AccessDenied"
+#define E_INVALID_ARGUMENT "org.dkm.KeyManager1.Error.InvalidArgument"
+#define E_APPROVAL_REQUIRED "org.dkm.KeyManager1.Error.ApprovalRequired"
+#define E_GENERATION_ACTIVE "org.dkm.KeyManager1.Error.GenerationActive"
+#define E_INVALID_STATE "org.dkm.KeyManager1.Error.InvalidState"
+#define E_HUMAN_MEMBERS "org.dkm.KeyManager1.Error.HumanMembers"
+#define E_ROLLOVER_PENDING "org.dkm.KeyManager1.Error.RolloverPending"
+
+#define SVC "org.dkm.KeyManager1"
+#define MGR_PATH "/org/dkm/KeyManager1"
+#define MGR_IFACE "org.dkm.KeyManager1"
+#define GROUP_IFACE "org.dkm.KeyManager1.Group"
+#define BUSCTL "/usr/bin/busctl"
+
+/* $name, which must name an existing file (a built binary); fails the test otherwise. */
+const char *test_env_path(const char *name);
+
+/* Start a system-type dbus-daemon on a socket in TW.dir/bus with Debian's default-deny policy
+ * plus the project's policy file ($DKM_DBUS_POLICY), and export DBUS_SYSTEM_BUS_ADDRESS. Call
+ * from an unchecked fixture: it lives in the suite runner, and dies with it. */
+void test_bus_start(void);
+void test_bus_stop(void);
+
+/* Start $DKM_DKMD on that bus with --admin-group=TW.grp, the world's store and the extra
+ * arguments (NULL-terminated, may be NULL); wait until it owns its name. Its output goes to a
+ * log that test_dkmd_stop() copies into the test log. */
+void test_dkmd_start(const char *const extra_args[]);
+/* SIGTERM (or SIGKILL when hard), wait; the exit status as waitpid() gave it. */
+int test_dkmd_stop(bool hard);
+/* The path of dkmd's log. */
+const char *test_dkmd_log(void);
+
+sd_bus *test_bus_open(void);
+void test_assert_bus_error(const sd_bus_error *e, const char *name);
