@@ -37,8 +37,11 @@ void test_bus_stop(void);
  * arguments (NULL-terminated, may be NULL); wait until it owns its name. Its output goes to a
  * log that test_dkmd_stop() copies into the test log. */
 void test_dkmd_start(const char *const extra_args[]);
-/* SIGTERM (or SIGKILL when hard), wait; the exit status as waitpid() gave it. */
+/* SIGTERM (or SIGKILL when hard), wait; the exit status as waitpid() gave it. From a test that
+ * did not start this dkmd (Check forks each test): SIGKILL, 0 for a clean exit, or -1.
+ * A dkmd started by a test dies with that test (PR_SET_PDEATHSIG); the next start waits for it. */
 int test_dkmd_stop(bool hard);
+pid_t test_dkmd_pid(void);
 /* The path of dkmd's log. */
 const char *test_dkmd_log(void);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bus-errors.h"
+#include "manager.h"
 
 /* One table, so a client can rely on the name: the same errno always gives the same error,
  * whichever method failed. Anything unlisted is a store failure, never a generic D-Bus error. */
@@ -25,9 +26,20 @@ static const char *error_name(int r) {
                 return BUS_ERROR_INVALID_ARGUMENT;
         case BUS_ERRNO_APPROVAL_REQUIRED:
                 return BUS_ERROR_APPROVAL_REQUIRED;
+        case BUS_ERRNO_NO_SUCH_GENERATION:
+                return BUS_ERROR_NO_SUCH_GENERATION;
+        case EBUSY:
+                return BUS_ERROR_GENERATION_ACTIVE;
+        case EALREADY:
+        case EKEYREVOKED:
+                return BUS_ERROR_INVALID_STATE;
+        case MANAGER_ERRNO_HUMAN_MEMBERS:
+                return BUS_ERROR_HUMAN_MEMBERS;
+        case MANAGER_ERRNO_ROLLOVER_PENDING:
+                return BUS_ERROR_ROLLOVER_PENDING;
         case ENOKEY:
                 return BUS_ERROR_STORE_LOCKED;
-        case BUS_ERRNO_LOAD_FAILED:
+        case MANAGER_ERRNO_LOAD_FAILED:
         case ENOEXEC:
         case ECHILD:
                 return BUS_ERROR_LOAD_FAILED;
@@ -47,9 +59,22 @@ static const char *reason(int r) {
                 return "only root and members of the admin group may do this";
         case BUS_ERRNO_APPROVAL_REQUIRED:
                 return "needs the approvals of the group's policy, and the approval workflow does not exist yet";
+        case BUS_ERRNO_NO_SUCH_GENERATION:
+                return "the group has no such generation";
+        case EBUSY:
+                return "it is the active generation; roll over first";
+        case EALREADY:
+                return "already in that state";
+        case EKEYREVOKED:
+                return "the generation is retired";
+        case MANAGER_ERRNO_HUMAN_MEMBERS:
+                return "a member of the Unix group can log in (a shell in /etc/shells or a uid in the login range); "
+                       "key groups are for service accounts, unless the policy sets AllowHumanMembers";
+        case MANAGER_ERRNO_ROLLOVER_PENDING:
+                return "a generation is already pending; it becomes active after the propagation delay";
         case ENOKEY:
                 return "the store is locked: no protector unlocked the root key at start";
-        case BUS_ERRNO_LOAD_FAILED:
+        case MANAGER_ERRNO_LOAD_FAILED:
                 return "dkm-keyring-helper refused to load the group (see dkmd's log)";
         case ENOEXEC:
                 return "dkm-keyring-helper could not be run";

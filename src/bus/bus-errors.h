@@ -12,11 +12,16 @@
 #define BUS_ERROR_STORE_LOCKED "org.dkm.KeyManager1.Error.StoreLocked"
 #define BUS_ERROR_LOAD_FAILED "org.dkm.KeyManager1.Error.LoadFailed"
 #define BUS_ERROR_STORE_ERROR "org.dkm.KeyManager1.Error.StoreError"
+#define BUS_ERROR_NO_SUCH_GENERATION "org.dkm.KeyManager1.Error.NoSuchGeneration"
+#define BUS_ERROR_GENERATION_ACTIVE "org.dkm.KeyManager1.Error.GenerationActive"
+#define BUS_ERROR_INVALID_STATE "org.dkm.KeyManager1.Error.InvalidState"
+#define BUS_ERROR_HUMAN_MEMBERS "org.dkm.KeyManager1.Error.HumanMembers"
+#define BUS_ERROR_ROLLOVER_PENDING "org.dkm.KeyManager1.Error.RolloverPending"
 
-/* Internal codes for refusals that have no natural errno. Chosen from codes the store, loader
- * and sd-bus never return for other reasons, so the mapping below stays unambiguous. */
+/* Internal codes for refusals that have no natural errno (more in manager.h). Chosen from codes
+ * the store, loader and sd-bus never return for other reasons, so the mapping stays unambiguous. */
 #define BUS_ERRNO_APPROVAL_REQUIRED EKEYREJECTED /* needs the approval workflow (issue 5) */
-#define BUS_ERRNO_LOAD_FAILED EREMOTEIO           /* dkm-keyring-helper exited non-zero */
+#define BUS_ERRNO_NO_SUCH_GENERATION ENXIO        /* the store says ENOENT for groups and generations */
 
 /* Set *e to the named error for r (< 0) with a message "what: reason", and return r, so a method
  * handler can "return bus_error_errno(e, r, ...)". Never leaves a generic failure. */

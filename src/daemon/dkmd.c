@@ -10,35 +10,45 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "bus-manager.h"
 #include "config.h"
-#include "loader.h"
+#include "group-dropin.h"
+#include "manager.h"
 #include "macro.h"
 #include "store.h"
 
 #define log_error(fmt, ...) fprintf(stderr, "dkmd: " fmt "\n", ##__VA_ARGS__)
 #define log_info(fmt, ...) fprintf(stderr, "dkmd: " fmt "\n", ##__VA_ARGS__)
 
+/* Timers fire within this of their time: scheduled steps need no better, and it lets the
+ * kernel batch wake-ups. */
+#define TIMER_ACCURACY_USEC (10U * 1000U)
+
 /* Everything the daemon owns, freed in one place (systemd's hostnamed Context). */
 typedef struct Context {
         sd_event *event;
+        sd_event_source *schedule; /* CLOCK_REALTIME: the earliest scheduled step of any group */
         sd_bus *bus;
         Store *store;
-        BusManager manager;
+        Manager manager;
+        BusManager bus_manager;
 } Context;
 
 static struct {
         const char *state_dir;
         bool user_bus;
         const char *admin_group;
+        char **groups_dirs; /* groups.d drop-in directories, highest priority first */
 } arg;
 
 static void context_done(Context *c) {
         /* The bus first: its objects point into the store. */
         c->bus = sd_bus_flush_close_unref(c->bus);
+        c->schedule = sd_event_source_unref(c->schedule);
         c->event = sd_event_unref(c->event);
         c->store = store_free(c->store);
 }
@@ -50,8 +60,11 @@ static void help(void) {
                "  --bus=system|user      which bus to serve on (default system)\n"
                "  --admin-group=NAME     members of this group may create groups and roll over\n"
                "                         (default: root only)\n"
-               "  --help, --version\n",
-               DKM_DEFAULT_STATE_DIR);
+               "  --help, --version\n"
+               "\nKey groups declared in groups.d drop-ins ($DKM_GROUPS_DIRS, else %s)\n"
+               "are applied at start, on SIGHUP and on Reload(). Scheduled rollovers run on\n"
+               "their own; SIGTERM or SIGINT stops the daemon.\n",
+               DKM_DEFAULT_STATE_DIR, DKM_GROUPS_DIRS);
 }
 
 /* Returns 1 to run, 0 to exit successfully, < 0 on a usage error (already reported). */
@@ -123,6 +136,109 @@ static int context_open_store(Context *c) {
         return 0;
 }
 
+/* Take the steps that are due, then sleep until the next one. */
+static int on_schedule(sd_event_source *s, uint64_t usec, void *userdata) {
+        Context *c = userdata;
+        uint64_t next = 0;
+        unsigned failed = 0;
+        int r;
+
+        r = manager_run_due(&c->manager, &next, &failed);
+        if (r < 0) {
+                log_error("cannot read the store for the schedule: %s", strerror(-r));
+                next = usec + MANAGER_RETRY_USEC;
+        }
+        if (next == 0)
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        r = sd_event_source_set_time(s, next);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+/* After any change: look at the schedule again as soon as the current call is answered. */
+static void context_reschedule(Context *c) {
+        if (!c->schedule)
+                return;
+        if (sd_event_source_set_time(c->schedule, 1) < 0 ||
+            sd_event_source_set_enabled(c->schedule, SD_EVENT_ONESHOT) < 0)
+                log_error("cannot re-arm the rollover schedule");
+}
+
+static void on_group_added(void *userdata, const StoreGroup *g) {
+        Context *c = userdata;
+
+        if (c->bus)
+                bus_emit_group_added(c->bus, g);
+        context_reschedule(c);
+}
+
+static void on_generation_changed(void *userdata, const StoreGroup *g, uint32_t number, GenerationState state) {
+        Context *c = userdata;
+
+        if (c->bus)
+                bus_emit_generation_changed(c->bus, g, number, state);
+        context_reschedule(c);
+}
+
+static void on_policy_changed(void *userdata, const StoreGroup *g) {
+        Context *c = userdata;
+
+        if (c->bus)
+                bus_emit_policy_changed(c->bus, g);
+        context_reschedule(c);
+}
+
+static int context_reload(void *userdata, char ***ret_problems) {
+        Context *c = userdata;
+
+        return manager_apply_dropins(&c->manager, arg.groups_dirs, ret_problems);
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        _cleanup_strv_free_ char **problems = NULL;
+        int r;
+
+        log_info("SIGHUP: reloading the groups.d drop-ins");
+        r = context_reload(userdata, &problems);
+        if (r < 0)
+                log_error("reloading the drop-ins failed: %s", strerror(-r));
+        /* manager_apply_dropins() logged each problem already. */
+        return 0;
+}
+
+/* Make the kernel match the store (after a crash or reboot, or a change by dkm-store while
+ * dkmd was down), then start the schedule. */
+static int context_start(Context *c) {
+        _cleanup_strv_free_ char **problems = NULL;
+        unsigned failed = 0;
+        int r;
+
+        c->manager.events = (ManagerEvents) {
+                .group_added = on_group_added,
+                .generation_changed = on_generation_changed,
+                .policy_changed = on_policy_changed,
+                .userdata = c,
+        };
+        c->bus_manager.manager = &c->manager;
+        c->bus_manager.reload = context_reload;
+        c->bus_manager.reload_userdata = c;
+        if (store_is_unlocked(c->store)) {
+                r = context_reload(c, &problems);
+                if (r < 0)
+                        log_error("applying the drop-ins failed: %s", strerror(-r));
+                r = manager_load_all(&c->manager, &failed);
+                if (r < 0)
+                        log_error("cannot list the groups to load: %s", strerror(-r));
+                else if (failed > 0)
+                        log_error("%u group(s) could not be loaded into the kernel; see above", failed);
+        }
+        r = sd_event_add_time(c->event, &c->schedule, CLOCK_REALTIME, 1, TIMER_ACCURACY_USEC, on_schedule, c);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(c->schedule, store_is_unlocked(c->store) ? SD_EVENT_ONESHOT : SD_EVENT_OFF);
+}
+
 static int context_resolve_admin_group(Context *c) {
         struct group *gr;
 
@@ -135,8 +251,8 @@ static int context_resolve_admin_group(Context *c) {
                 log_error("--admin-group=%s: no such group", arg.admin_group);
                 return errno > 0 ? -errno : -ENOENT;
         }
-        c->manager.auth.has_admin_gid = true;
-        c->manager.auth.admin_gid = gr->gr_gid;
+        c->bus_manager.auth.has_admin_gid = true;
+        c->bus_manager.auth.admin_gid = gr->gr_gid;
         return 0;
 }
 
@@ -149,6 +265,7 @@ static int context_connect(Context *c) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return -errno;
 
@@ -162,13 +279,16 @@ static int context_connect(Context *c) {
         r = sd_event_add_signal(c->event, NULL, SIGINT, NULL, NULL);
         if (r < 0)
                 return r;
+        r = sd_event_add_signal(c->event, NULL, SIGHUP, on_sighup, c);
+        if (r < 0)
+                return r;
 
         r = arg.user_bus ? sd_bus_open_user(&c->bus) : sd_bus_open_system(&c->bus);
         if (r < 0) {
                 log_error("cannot connect to the %s bus: %s", arg.user_bus ? "user" : "system", strerror(-r));
                 return r;
         }
-        r = bus_manager_attach(c->bus, &c->manager);
+        r = bus_manager_attach(c->bus, &c->bus_manager);
         if (r < 0) {
                 log_error("cannot register the bus objects: %s", strerror(-r));
                 return r;
@@ -188,6 +308,7 @@ static int context_connect(Context *c) {
 
 int main(int argc, char *argv[]) {
         _cleanup_(context_done) Context c = {};
+        _cleanup_strv_free_ char **groups_dirs = NULL;
         struct rlimit no_core = { 0, 0 };
         int r;
 
@@ -200,6 +321,10 @@ int main(int argc, char *argv[]) {
         (void) setrlimit(RLIMIT_CORE, &no_core);
         (void) prctl(PR_SET_DUMPABLE, 0);
 
+        r = group_dropin_dirs(&groups_dirs);
+        if (r < 0)
+                return EXIT_FAILURE;
+        arg.groups_dirs = groups_dirs;
         r = context_resolve_admin_group(&c);
         if (r < 0)
                 return EXIT_FAILURE;
@@ -209,6 +334,11 @@ int main(int argc, char *argv[]) {
         r = context_connect(&c);
         if (r < 0)
                 return EXIT_FAILURE;
+        r = context_start(&c);
+        if (r < 0) {
+                log_error("cannot start: %s", strerror(-r));
+                return EXIT_FAILURE;
+        }
 
         log_info("serving %s on the %s bus", BUS_SERVICE_NAME, arg.user_bus ? "user" : "system");
         r = sd_event_loop(c.event);

@@ -18,6 +18,10 @@ _Static_assert(STORE_HOT_WINDOW_MAX + 2U <= KEYRING_MANIFEST_GENERATIONS_MAX, "h
  * whose primary group it is), ascending, without root. *ret is malloc'd (NULL when none). */
 int loader_member_uids(gid_t gid, uid_t **ret, size_t *ret_n) _warn_unused_result_;
 
+/* 1 and the name of the first member of gid that is a person (a shell listed in /etc/shells,
+ * or a uid in login.defs' UID_MIN..UID_MAX), 0 if there is none. Same members as above. */
+int loader_find_human_member(gid_t gid, char **ret_name) _warn_unused_result_;
+
 /* The manifest for g: active, pending and the newest hot_window archived generations,
  * unwrapped from the (unlocked) store. */
 int loader_build_manifest(Store *s, const StoreGroup *g, unsigned hot_window, const uid_t *members,

@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: MIT */
+/* Key-group operations of dkmd, independent of the bus. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "loader.h"
+#include "manager.h"
+
+/* Only the daemon's layers log; one line per change or refusal, never key material. */
+#define manager_log(fmt, ...) fprintf(stderr, "dkmd: " fmt "\n", ##__VA_ARGS__)
+
+#define EMIT(m, event, ...)                                                    \
+        do {                                                                   \
+                if ((m)->events.event)                                         \
+                        (m)->events.event((m)->events.userdata, __VA_ARGS__); \
+        } while (0)
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000U + (uint64_t) ts.tv_nsec / 1000U;
+}
+
+static const StoreGeneration *pending_generation(const StoreGroup *g) {
+        for (size_t i = g->n_generations; i > 0; i--)
+                if (g->generations[i - 1].state == GENERATION_PENDING)
+                        return &g->generations[i - 1];
+        return NULL;
+}
+
+static uint64_t add_saturated(uint64_t a, uint64_t b) {
+        return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+uint64_t manager_next_step_usec(const StoreGroup *g) {
+        const StoreGeneration *p = pending_generation(g), *a = store_group_active_generation(g);
+
+        /* The step 0 would mean "none"; a due time of 0 is "at once" and becomes 1. */
+        if (p)
+                return add_saturated(p->created_usec, g->policy.propagation_delay_usec) ?: 1;
+        if (a && g->policy.rollover_period_usec > 0)
+                return add_saturated(a->activated_usec, g->policy.rollover_period_usec) ?: 1;
+        return 0;
+}
+
+/* 0, or -MANAGER_ERRNO_HUMAN_MEMBERS; an allowed person is logged every time, so the override
+ * stays visible in the journal for as long as it is in force. */
+static int check_members(const char *name, gid_t gid, bool allow) {
+        _cleanup_free_ char *who = NULL;
+        int r;
+
+        r = loader_find_human_member(gid, &who);
+        if (r <= 0)
+                return r;
+        if (!allow) {
+                manager_log("refused group %s: gid %u has the login user %s as a member", name, (unsigned) gid, who);
+                return -MANAGER_ERRNO_HUMAN_MEMBERS;
+        }
+        manager_log("WARNING: group %s: login user %s is a member of gid %u; allowed by its AllowHumanMembers policy",
+                    name, who, (unsigned) gid);
+        return 0;
+}
+
+int manager_load(Manager *m, const StoreGroup *g) {
+        _cleanup_keyring_manifest_ KeyringManifest *manifest = NULL;
+        _cleanup_free_ uid_t *uids = NULL;
+        size_t n_uids;
+        int r;
+
+        r = check_members(g->name, g->gid, g->policy.allow_human_members);
+        if (r < 0)
+                return r;
+        r = loader_member_uids(g->gid, &uids, &n_uids);
+        if (r < 0)
+                return r;
+        r = loader_build_manifest(m->store, g, g->policy.hot_window, uids, n_uids, &manifest);
+        if (r < 0)
+                return r;
+        r = loader_run_helper(manifest, (char *[]) { (char *) "load", NULL });
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                manager_log("%s exited with status %d loading group %s", loader_helper_path(), r, g->name);
+                return -MANAGER_ERRNO_LOAD_FAILED;
+        }
+        return 0;
+}
+
+/* Re-read the group (the store is the truth, and another writer may have changed it) and load it. */
+static int reload_group(Manager *m, const char *name, StoreGroup **ret) {
+        _cleanup_store_group_ StoreGroup *g = NULL;
+        int r;
+
+        r = store_group_load(m->store, name, &g);
+        if (r < 0)
+                return r;
+        r = manager_load(m, g);
+        if (ret)
+                *ret = TAKE_PTR(g);
+        return r;
+}
+
+int manager_load_all(Manager *m, unsigned *ret_failed) {
+        _cleanup_strv_free_ char **names = NULL;
+        unsigned failed = 0;
+        int r;
+
+        r = store_group_list(m->store, &names);
+        if (r < 0)
+                return r;
+        for (char **n = names; n && *n; n++) {
+                r = reload_group(m, *n, NULL);
+                if (r < 0) {
+                        manager_log("cannot load group %s: %s", *n,
+                                    store_last_error(m->store) ?: strerror(-r));
+                        failed++;
+                }
+        }
+        *ret_failed = failed;
+        return 0;
+}
+
+int manager_create_group(Manager *m, const char *name, gid_t gid, CryptAlg alg, const StoreGroupPolicy *policy) {
+        _cleanup_store_group_ StoreGroup *g = NULL;
+        int r;
+
+        /* Checked before the store is touched: a refused group leaves nothing behind. */
+        r = check_members(name, gid, policy->allow_human_members);
+        if (r < 0)
+                return r;
+        r = store_group_create(m->store, name, gid, alg, policy, &g);
+        if (r < 0)
+                return r;
+        manager_log("created group %s (gid %u, %s)", name, (unsigned) gid, crypt_alg_to_string(alg));
+        EMIT(m, group_added, g);
+        return manager_load(m, g);
+}
+
+/* Pending -> active; the store archives the previous active one. */
+static int promote(Manager *m, const char *name, uint32_t number) {
+        _cleanup_store_group_ StoreGroup *g = NULL;
+        const StoreGeneration *a;
+        uint32_t previous;
+        int r;
+
+        r = store_group_load(m->store, name, &g);
+        if (r < 0)
+                return r;
+        a = store_group_active_generation(g);
+        previous = a ? a->number : 0;
+        r = store_generation_activate(m->store, name, number);
+        if (r < 0)
+                return r;
+        manager_log("group %s: generation %u active%s", name, (unsigned) number, previous ? ", previous archived" : "");
+        g = store_group_free(g);
+        r = reload_group(m, name, &g);
+        if (!g)
+                return r;
+        EMIT(m, generation_changed, g, number, GENERATION_ACTIVE);
+        if (previous)
+                EMIT(m, generation_changed, g, previous, GENERATION_ARCHIVED);
+        return r;
+}
+
+static int start_rollover(Manager *m, const StoreGroup *g, uint32_t *ret_number) {
+        _cleanup_store_group_ StoreGroup *now = NULL;
+        const StoreGeneration *p = pending_generation(g);
+        uint32_t number;
+        int r;
+
+        if (p) {
+                *ret_number = p->number;
+                return -MANAGER_ERRNO_ROLLOVER_PENDING;
+        }
+        /* Durable and in the kernel (decrypt-only) before anything encrypts with it. */
+        r = store_generation_add(m->store, g->name, &number);
+        if (r < 0)
+                return r;
+        *ret_number = number;
+        manager_log("group %s: generation %u pending", g->name, (unsigned) number);
+        r = reload_group(m, g->name, &now);
+        if (now)
+                EMIT(m, generation_changed, now, number, GENERATION_PENDING);
+        if (r < 0)
+                return r;
+        if (g->policy.propagation_delay_usec == 0)
+                return promote(m, g->name, number);
+        return 0;
+}
+
+int manager_rollover(Manager *m, const char *name, uint32_t *ret_number) {
+        _cleanup_store_group_ StoreGroup *g = NULL;
+        int r;
+
+        r = store_group_load(m->store, name, &g);
+        if (r < 0)
+                return r;
+        return start_rollover(m, g, ret_number);
+}
+
+int manager_archive(Manager *m, const char *name, uint32_t number) {
+        _cleanup_store_group_ StoreGroup *g = NULL;
+        int r;
+
+        r = store_generation_archive(m->store, name, number);
+        if (r < 0)
+                return r;
+        manager_log("group %s: generation %u archived", name, (unsigned) number);
+        r = reload_group(m, name, &g);
+        if (g)
+                EMIT(m, generation_changed, g, number, GENERATION_ARCHIVED);
+        return r;
+}
+
+int manager_set_policy(Manager *m, const char *name, const StoreGroupPolicy *policy) {
+        _cleanup_store_group_ StoreGroup *g = NULL;
+        int r;
+
+        r = store_group_load(m->store, name, &g);
+        if (r < 0)
+                return r;
+        /* Disallowing persons is checked before it is stored; allowing them needs no check. */
+        if (!policy->allow_human_members) {
+                r = check_members(name, g->gid, false);
+                if (r < 0)
+                        return r;
+        }
+        r = store_group_set_policy(m->store, name, policy);
+        if (r < 0)
+                return r;
+        manager_log("group %s: policy set (rollover period %llu µs, propagation delay %llu µs, hot window %u%s)", name,
+                    (unsigned long long) policy->rollover_period_usec,
+                    (unsigned long long) policy->propagation_delay_usec, (unsigned) policy->hot_window,
+                    policy->allow_human_members ? ", human members allowed" : "");
+        g = store_group_free(g);
+        /* The hot window decides what is in the kernel: load again. */
+        r = reload_group(m, name, &g);
+        if (g)
+                EMIT(m, policy_changed, g);
+        return r;
+}
+
+/* The one step of g due at now, if any. */
+static int run_group_step(Manager *m, const StoreGroup *g, uint64_t now) {
+        const StoreGeneration *p = pending_generation(g);
+        uint64_t due = manager_next_step_usec(g);
+        uint32_t number;
+
+        if (due == 0 || due > now)
+                return 0;
+        if (p)
+                return promote(m, g->name, p->number);
+        manager_log("group %s: scheduled rollover", g->name);
+        return start_rollover(m, g, &number);
+}
+
+int manager_run_due(Manager *m, uint64_t *ret_next, unsigned *ret_failed) {
+        _cleanup_strv_free_ char **names = NULL;
+        uint64_t now = now_usec(), next = 0;
+        unsigned failed = 0;
+        int r;
+
+        r = store_group_list(m->store, &names);
+        if (r < 0)
+                return r;
+        for (char **n = names; n && *n; n++) {
+                _cleanup_store_group_ StoreGroup *g = NULL;
+                uint64_t due;
+
+                /* One step per group and call is enough: a step taken now puts the next one in
+                 * the future (a promotion with no delay is part of the rollover step). */
+                r = store_group_load(m->store, *n, &g);
+                if (r >= 0)
+                        r = run_group_step(m, g, now);
+                if (r < 0) {
+                        manager_log("group %s: scheduled step failed: %s", *n,
+                                    store_last_error(m->store) ?: strerror(-r));
+                        failed++;
+                }
+                g = store_group_free(g);
+                if (store_group_load(m->store, *n, &g) < 0)
+                        continue;
+                due = manager_next_step_usec(g);
+                /* Still due: the step failed; try again later rather than at once, forever. */
+                if (due > 0 && due <= now)
+                        due = now + MANAGER_RETRY_USEC;
+                if (due > 0 && (next == 0 || due < next))
+                        next = due;
+        }
+        *ret_next = next;
+        *ret_failed = failed;
+        return 0;
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/* What dkmd does to key groups, without the bus: create, roll over (pending, then active after the
+ * propagation delay), archive, set policy, load into the kernel, and the schedule. The bus layer
+ * calls these and turns the events into signals; dkmd's timer calls manager_run_due(). */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "store.h"
+
+/* Internal codes for refusals with no natural errno, chosen from codes the store, loader and
+ * sd-bus never return, so src/bus/bus-errors.c can name them unambiguously. */
+#define MANAGER_ERRNO_HUMAN_MEMBERS EUSERS    /* a member of the gid is a person */
+#define MANAGER_ERRNO_LOAD_FAILED EREMOTEIO   /* dkm-keyring-helper exited non-zero */
+#define MANAGER_ERRNO_ROLLOVER_PENDING EINPROGRESS /* a generation is already pending */
+
+/* Told after each durable change, for signals and logs; any may be NULL. */
+typedef struct ManagerEvents {
+        void (*group_added)(void *userdata, const StoreGroup *g);
+        void (*generation_changed)(void *userdata, const StoreGroup *g, uint32_t number, GenerationState state);
+        void (*policy_changed)(void *userdata, const StoreGroup *g);
+        void *userdata;
+} ManagerEvents;
+
+typedef struct Manager {
+        Store *store; /* not owned */
+        ManagerEvents events;
+} Manager;
+
+/* Create (generation 1 active) and load. A gid with a person among its members is refused
+ * (-MANAGER_ERRNO_HUMAN_MEMBERS) unless policy->allow_human_members. */
+int manager_create_group(Manager *m, const char *name, gid_t gid, CryptAlg alg, const StoreGroupPolicy *policy)
+        _warn_unused_result_;
+
+/* Put the group into the kernel as the store has it, for the members of its gid, after the
+ * human-member check (an allowed override is logged). -MANAGER_ERRNO_LOAD_FAILED if the helper
+ * failed. */
+int manager_load(Manager *m, const StoreGroup *g) _warn_unused_result_;
+int manager_load_all(Manager *m, unsigned *ret_failed) _warn_unused_result_;
+
+/* Start a rollover now: the next generation is added pending and loaded; with no propagation
+ * delay it becomes active at once (the previous active one archived), else manager_run_due()
+ * promotes it when the delay has passed. -MANAGER_ERRNO_ROLLOVER_PENDING if one is pending. */
+int manager_rollover(Manager *m, const char *name, uint32_t *ret_number) _warn_unused_result_;
+
+/* Pending -> archived (the store refuses the active one with -EBUSY), then reload. */
+int manager_archive(Manager *m, const char *name, uint32_t number) _warn_unused_result_;
+
+/* New policy; reloads when the hot window changed, or human members became disallowed. */
+int manager_set_policy(Manager *m, const char *name, const StoreGroupPolicy *policy) _warn_unused_result_;
+
+/* CLOCK_REALTIME µs of g's next scheduled step, 0 for none: a pending generation's promotion
+ * (created + propagation delay), else a rollover (active's activation + period). Pure. */
+uint64_t manager_next_step_usec(const StoreGroup *g);
+
+/* A scheduled step that failed is tried again this much later. */
+#define MANAGER_RETRY_USEC (30U * 1000000U)
+
+/* Take every step due now, in every group; *ret_next: CLOCK_REALTIME µs of the earliest step
+ * still to come (0: none). Each due step happens once: a daemon that was down for several
+ * periods rolls over once when it comes back. Failures are logged and counted (*ret_failed),
+ * never stop the other groups. */
+int manager_run_due(Manager *m, uint64_t *ret_next, unsigned *ret_failed) _warn_unused_result_;
+
+/* Apply the groups.d drop-ins of dirs (see group_dropin_load_dirs): create the groups that do
+ * not exist, set the policy of those that do. A drop-in never deletes a group or changes its
+ * gid or algorithm. Every problem (malformed file, unknown UnixGroup, refused group) is logged
+ * and returned as "PATH: what"; the others are still applied. -ENOMEM only. */
+int manager_apply_dropins(Manager *m, char *const *dirs, char ***ret_problems) _warn_unused_result_;
