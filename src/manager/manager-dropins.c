@@ -12,6 +12,7 @@
 
 /* Append "PATH: what" to the problem list, and log it: an admin reads the journal, a caller of
  * Reload() reads the reply. */
+static int problem(char ***list, size_t *n, const char *path, const char *fmt, ...) _printf_(4, 5);
 static int problem(char ***list, size_t *n, const char *path, const char *fmt, ...) {
         char what[512], **l;
         va_list ap;
@@ -53,6 +54,10 @@ static int apply_one(Manager *m, const GroupDropin *d, char ***problems, size_t 
                                r < 0 ? "no such group" : "gid 0 would give the keys to root's group");
         r = store_group_load(m->store, d->name, &g);
         if (r == -ENOENT) {
+                r = crypt_alg_check(d->alg);
+                if (r < 0)
+                        return problem(problems, n, d->path, "Algorithm=%s: not supported on this CPU",
+                                       crypt_alg_to_string(d->alg));
                 r = manager_create_group(m, d->name, gid, d->alg, &d->policy);
                 if (r < 0)
                         return problem(problems, n, d->path, "creating group %s: %s", d->name, reason(m, r));
