@@ -1,9 +1,11 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# The main job with the embedded default: a store in a temp dir, a key group bound to a
-# throwaway service account's group, loaded into the kernel; the member encrypts and
-# decrypts through the kernel keyring, a non-member is refused by the kernel, a rollover.
-# Needs root (accounts, kernel key ownership); removes everything it made.
+# The main job with the embedded default: a private system-type dbus-daemon, dkmd on it with
+# a store in a temp dir, a key group created over D-Bus for a throwaway service account's
+# group; the member encrypts and decrypts through the kernel keyring, a non-member is refused
+# by the kernel, a rollover over D-Bus, old ciphertext still decrypts.
+# Needs root (accounts, kernel key ownership). Ctrl-C (or the end, when not on a terminal)
+# stops everything it started and removes everything it made.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -15,25 +17,35 @@ scripts/deps.sh
 scripts/build.sh build
 
 top=$PWD
+build=$top/build
 work=$(mktemp -d /tmp/dkm-demo.XXXXXX)
 chmod 0755 "$work"
 svc=dkmdemo-svc other=dkmdemo-other grp=dkmdemo-keys
 export DKM_STATE_DIR="$work/state"
-export DKM_KEYRING_HELPER="$top/build/src/helper/dkm-keyring-helper"
+export DKM_KEYRING_HELPER="$build/src/helper/dkm-keyring-helper"
 export DKM_RUNTIME_DIR="$work/run"
-store="$top/build/src/tools/dkm-store"
-dkm="$top/build/src/dkm/dkm"
+export DKM_GROUPS_DIRS="$work/groups.d" # the demo's drop-ins only, never the host's
+store="$build/src/tools/dkm-store"
+dkm="$build/src/dkm/dkm"
+dkmctl="$build/src/dkmctl/dkmctl"
+bus_pid= dkmd_pid=
 
 cleanup() {
+        trap - EXIT INT TERM
+        set +e
+        [ -n "$dkmd_pid" ] && kill "$dkmd_pid" 2>/dev/null
+        [ -n "$bus_pid" ] && kill "$bus_pid" 2>/dev/null
+        wait 2>/dev/null
         "$store" unload demo >/dev/null 2>&1 || true
         userdel "$svc" 2>/dev/null || true
         userdel "$other" 2>/dev/null || true
         groupdel "$grp" 2>/dev/null || true
         rm -rf "$work"
+        echo "demo.sh: stopped dkmd and the bus, removed the accounts, the keys and $work"
 }
-trap cleanup EXIT INT TERM
-cleanup_accounts_first() { userdel "$svc" 2>/dev/null || true; userdel "$other" 2>/dev/null || true; groupdel "$grp" 2>/dev/null || true; }
-cleanup_accounts_first
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+userdel "$svc" 2>/dev/null || true; userdel "$other" 2>/dev/null || true; groupdel "$grp" 2>/dev/null || true
 
 step() { printf '\n$ %s\n' "$*"; "$@"; }
 # Run a command as a user with that user's groups, the way a systemd service would.
@@ -46,15 +58,56 @@ usermod -a -G "$grp" "$svc"
 useradd --system --no-create-home --shell /usr/sbin/nologin --user-group "$other"
 id "$svc"; id "$other"
 
-echo "== the store, a key group bound to $grp, loaded into the kernel"
+echo "== a private system bus (the host's is left alone) with dkm's D-Bus policy"
+mkdir "$work/bus" "$work/groups.d"
+cat >"$work/bus/bus.conf" <<CONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$work/bus/system_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <include>$top/policy/dbus/org.dkm.KeyManager1.conf</include>
+</busconfig>
+CONF
+dbus-daemon --nofork --nosyslog --config-file="$work/bus/bus.conf" --print-address=3 3>"$work/bus/address" &
+bus_pid=$!
+for _ in $(seq 100); do [ -s "$work/bus/address" ] && break; sleep 0.05; done
+DBUS_SYSTEM_BUS_ADDRESS=$(head -n1 "$work/bus/address")
+export DBUS_SYSTEM_BUS_ADDRESS
+echo "DBUS_SYSTEM_BUS_ADDRESS=$DBUS_SYSTEM_BUS_ADDRESS"
+
+echo "== the store (root key behind a 0600 key file), and dkmd serving it on that bus"
 step "$store" init
-step "$store" group create demo --gid="$grp" --rollover-period=30d
-step "$store" load demo
+"$build/src/daemon/dkmd" --bus=system --state-dir="$DKM_STATE_DIR" 2>&1 | sed -u 's/^/    [dkmd] /' &
+for _ in $(seq 100); do busctl --system status org.dkm.KeyManager1 >/dev/null 2>&1 && break; sleep 0.05; done
+dkmd_pid=$(busctl --system status org.dkm.KeyManager1 | sed -n 's/^PID=//p')
+step "$dkmctl" status
+
+echo "== a key group bound to $grp, created over D-Bus (dkmctl), loaded into the kernel by dkmd"
+step "$dkmctl" group create demo --unix-group="$grp" --rollover-period=30d
+sleep 0.2 # let dkmd's log lines land before the next output
+step busctl --system get-property org.dkm.KeyManager1 /org/dkm/KeyManager1/group/demo \
+        org.dkm.KeyManager1.Group ActiveGeneration NextRolloverUSec
 grep 'dkm:' /proc/keys | grep -v '\.staging' || true
 
-echo "== the member encrypts and decrypts locally with the key from the kernel"
+echo "== the member service encrypts and decrypts locally with the key from the kernel (no daemon on the data path)"
 printf '\n$ echo "imap password: hunter2" | dkm encrypt -g demo > secret.dkm    (as %s)\n' "$svc"
-echo "imap password: hunter2" | as "$svc" "$dkm" encrypt -g demo > "$work/secret.dkm"
+echo "imap password: hunter2" | as "$svc" "$dkm" encrypt -g demo >"$work/secret.dkm"
 step as "$svc" "$dkm" info -i "$work/secret.dkm"
 step as "$svc" "$dkm" decrypt -i "$work/secret.dkm"
 
@@ -64,13 +117,21 @@ if as "$other" "$dkm" decrypt -i "$work/secret.dkm"; then
         exit 1
 fi
 
-echo "== rollover: new ciphertexts use generation 2, old ones still decrypt"
-step "$store" rollover demo
-step "$store" load demo
-echo "second secret" | as "$svc" "$dkm" encrypt -g demo > "$work/secret2.dkm"
+echo "== rollover over D-Bus: new ciphertexts use generation 2, old ones still decrypt"
+step "$dkmctl" group rollover demo
+sleep 0.2
+echo "second secret" | as "$svc" "$dkm" encrypt -g demo >"$work/secret2.dkm"
 step as "$svc" "$dkm" info -i "$work/secret2.dkm"
 step as "$svc" "$dkm" decrypt -i "$work/secret.dkm"
-step "$store" group show demo
+step "$dkmctl" group show demo
 
 printf '\nState directory (only wrapped keys, private to root):\n'
 (cd "$DKM_STATE_DIR" && ls -lR)
+
+if [ -t 0 ]; then
+        printf '\ndkmd is serving. In another shell, as root:\n'
+        printf '  export DBUS_SYSTEM_BUS_ADDRESS=%s\n' "$DBUS_SYSTEM_BUS_ADDRESS"
+        printf '  %s status; busctl --system tree org.dkm.KeyManager1\n' "$dkmctl"
+        printf 'Ctrl-C stops dkmd and the bus and removes everything the demo made.\n'
+        while :; do sleep 3600; done
+fi

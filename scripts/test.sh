@@ -26,4 +26,7 @@ CK_FORK=no meson test -C build --print-errorlogs --suite valgrind-safe \
         --wrapper 'valgrind --quiet --error-exitcode=66 --leak-check=full --errors-for-leak-kinds=definite --track-fds=no' \
         --timeout-multiplier 10
 
+echo "== benchmarks: smoke run (every benchmark path, tiny counts; fails on errors, not on speed)"
+DKM_BENCH_BUILD="$PWD/build-bench" scripts/bench.sh --smoke
+
 echo "All tests passed."

@@ -39,7 +39,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-        (void) chmod(base, 0755);
+        (void) chmod(usr, 0755); /* test_unreadable took it away */
         (void) nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 

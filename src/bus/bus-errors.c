@@ -92,6 +92,10 @@ int bus_error_errno(sd_bus_error *e, int r, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(what, sizeof(what), fmt, ap);
         va_end(ap);
-        (void) sd_bus_error_setf(e, error_name(r), "%s: %s", what, reason(r));
+        /* An invalid argument's message already says what is wrong with it. */
+        if (r == -EINVAL)
+                (void) sd_bus_error_setf(e, error_name(r), "%s", what);
+        else
+                (void) sd_bus_error_setf(e, error_name(r), "%s: %s", what, reason(r));
         return r;
 }

@@ -51,8 +51,11 @@ static int method_rollover(sd_bus_message *msg, void *userdata, sd_bus_error *er
         if (r < 0)
                 return r;
         r = manager_rollover(m->manager, g->name, &number);
+        if (r == -MANAGER_ERRNO_ROLLOVER_PENDING)
+                return bus_error_errno(error, r, "rolling over group %s: generation %u is pending", g->name,
+                                       (unsigned) number);
         if (r < 0)
-                return bus_error_errno(error, r, "rolling over group %s (generation %u)", g->name, (unsigned) number);
+                return bus_error_errno(error, r, "rolling over group %s", g->name);
         return sd_bus_reply_method_return(msg, "u", number);
 }
 

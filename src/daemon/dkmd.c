@@ -293,10 +293,14 @@ static int context_connect(Context *c) {
                 log_error("cannot register the bus objects: %s", strerror(-r));
                 return r;
         }
-        r = sd_bus_attach_event(c->bus, c->event, SD_EVENT_PRIORITY_NORMAL);
-        if (r < 0)
-                return r;
-        /* Last: clients that see the name can call every method. */
+        return sd_bus_attach_event(c->bus, c->event, SD_EVENT_PRIORITY_NORMAL);
+}
+
+/* Last: the name is dkmd's readiness (Type=dbus), so a service ordered after dkmd finds its
+ * keys already in the kernel. */
+static int context_take_name(Context *c) {
+        int r;
+
         r = sd_bus_request_name(c->bus, BUS_SERVICE_NAME, 0);
         if (r < 0) {
                 log_error("cannot own %s: %s (the bus policy must allow it; is another dkmd running?)",
@@ -339,6 +343,9 @@ int main(int argc, char *argv[]) {
                 log_error("cannot start: %s", strerror(-r));
                 return EXIT_FAILURE;
         }
+        r = context_take_name(&c);
+        if (r < 0)
+                return EXIT_FAILURE;
 
         log_info("serving %s on the %s bus", BUS_SERVICE_NAME, arg.user_bus ? "user" : "system");
         r = sd_event_loop(c.event);

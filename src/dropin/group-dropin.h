@@ -40,7 +40,8 @@ int group_dropin_parse(const char *path, const char *name, const char *text, siz
  * /dev/null masks the name. Hidden files and other names are ignored. A missing dir is fine.
  * Problems (unreadable dir, file that is not regular after following symlinks, malformed file)
  * go to *ret_problems, one "PATH[:LINE]: what" each (NULL-terminated; NULL when none), and that
- * file is skipped. *ret: the groups sorted by name. 0 (problems or not), or -ENOMEM. */
+ * file is skipped. *ret: the groups sorted by name (NULL when none). 0 (problems or not), or
+ * -ENOMEM. */
 int group_dropin_load_dirs(const char *const *dirs, GroupDropin ***ret, size_t *ret_n,
                            char ***ret_problems) _warn_unused_result_;
 

@@ -235,6 +235,20 @@ int keyring_client_read_key(KeySerial serial, Secret **ret) {
         return 0;
 }
 
+int keyring_client_read_key_into(KeySerial serial, uint8_t ret[KEYRING_KEY_BYTES]) {
+        long n;
+
+        /* One call: keyctl_read() copies at most the buffer and returns the payload's size. */
+        n = KC(keyctl_read(serial, (char *) ret, KEYRING_KEY_BYTES));
+        if (n < 0)
+                return negative_errno();
+        if (n != KEYRING_KEY_BYTES) {
+                secret_wipe(ret, KEYRING_KEY_BYTES);
+                return -EBADMSG;
+        }
+        return 0;
+}
+
 static int strv_add_unique(char ***l, size_t *n, const char *s, size_t len) {
         char **nl;
 

@@ -57,6 +57,10 @@ int keyring_client_request_generation(const uint8_t id[KEYRING_GROUP_ID_BYTES],
  * -EBADMSG unless it holds exactly KEYRING_KEY_BYTES. */
 int keyring_client_read_key(KeySerial serial, Secret **ret) _warn_unused_result_;
 
+/* The same straight into the caller's secret memory (libdkm's locked key slots), in one system
+ * call; ret is wiped unless it then holds exactly the key. */
+int keyring_client_read_key_into(KeySerial serial, uint8_t ret[KEYRING_KEY_BYTES]) _warn_unused_result_;
+
 /* Is the key still there and readable by us (one system call, no payload copied)? The same
  * errors as reading it. */
 int keyring_client_check_key(KeySerial serial) _warn_unused_result_;

@@ -13,7 +13,8 @@
 /* Design (docs/LIBDKM.md): a group entry per key group the process used, holding the group
  * keyring and pointer serials, the pointer's contents (algorithm, active generation) and a
  * read-only mapping of the group's epoch file; under it one entry per generation key, whose
- * bytes live in a Secret allocated once when the key is first loaded. The warm path takes the
+ * bytes live in a key slot (dkm-keyslots.c: locked pages shared by many keys) taken when the key
+ * is first loaded. The warm path takes the
  * lock shared, compares the mapped epoch with the one last validated against and checks the
  * coarse clock (vDSO): no system call. Anything stale is validated again under the exclusive
  * lock with a few keyctl calls. */
@@ -21,7 +22,7 @@
 typedef struct CacheKey {
         uint32_t generation;
         KeySerial serial;
-        Secret *key;
+        Secret key; /* a view of its slot: data points into locked key-slot memory */
         uint64_t checked_msec; /* when the kernel last confirmed it */
         uint64_t epoch;        /* the group epoch it was confirmed under */
 } CacheKey;
@@ -71,7 +72,7 @@ static bool key_fresh(const CacheGroup *g, const CacheKey *k, uint64_t now) {
 }
 
 static void key_drop(CacheGroup *g, size_t i) {
-        secret_free(g->keys[i].key); /* sodium_free wipes */
+        keyslot_free(g->keys[i].key.data); /* wipes */
         g->keys[i] = g->keys[--g->n_keys];
         g->keys[g->n_keys] = (CacheKey){};
 }
@@ -104,7 +105,7 @@ static CacheGroup *group_find(const char *name, const uint8_t *id) {
         for (size_t i = 0; i < cache.n_groups; i++) {
                 CacheGroup *g = cache.groups[i];
 
-                if (name ? strcmp(g->name, name) == 0 : memcmp(g->ptr.group_id, id, KEYRING_GROUP_ID_BYTES) == 0)
+                if (name ? strcmp(g->name, name) == 0 : id && memcmp(g->ptr.group_id, id, KEYRING_GROUP_ID_BYTES) == 0)
                         return g;
         }
         return NULL;
@@ -223,7 +224,7 @@ static void make_undumpable(void) {
 }
 
 static int key_load(CacheGroup *g, uint32_t generation, uint64_t now, CacheKey **ret) {
-        _cleanup_secret_ Secret *s = NULL;
+        uint8_t *slot;
         KeySerial serial;
         CacheKey *k;
         int r;
@@ -232,9 +233,14 @@ static int key_load(CacheGroup *g, uint32_t generation, uint64_t now, CacheKey *
         if (r < 0)
                 return r;
         make_undumpable();
-        r = keyring_client_read_key(serial, &s);
+        r = keyslot_new(&slot);
         if (r < 0)
                 return r;
+        r = keyring_client_read_key_into(serial, slot);
+        if (r < 0) {
+                keyslot_free(slot);
+                return r;
+        }
         if (g->n_keys == CACHE_KEYS_PER_GROUP_MAX) {
                 size_t victim = SIZE_MAX;
 
@@ -247,7 +253,7 @@ static int key_load(CacheGroup *g, uint32_t generation, uint64_t now, CacheKey *
         k = &g->keys[g->n_keys++];
         *k = (CacheKey){ .generation = generation,
                          .serial = serial,
-                         .key = TAKE_PTR(s),
+                         .key = { .size = KEYRING_KEY_BYTES, .data = slot },
                          .checked_msec = now,
                          .epoch = g->epoch_seen };
         cache.stats.key_loads++;
@@ -272,7 +278,7 @@ typedef struct Request {
 } Request;
 
 static void ref_fill(CacheRef *ret, const CacheGroup *g, const CacheKey *k) {
-        *ret = (CacheRef){ .key = k->key, .alg = g->ptr.alg, .generation = k->generation, .locked = true };
+        *ret = (CacheRef){ .key = &k->key, .alg = g->ptr.alg, .generation = k->generation, .locked = true };
         memcpy(ret->group_id, g->ptr.group_id, KEYRING_GROUP_ID_BYTES);
 }
 
@@ -468,6 +474,7 @@ void cache_clear(void) {
         cache.groups = NULL;
         cache.n_groups = 0;
         cache.scanned = false;
+        keyslots_clear();
         (void) pthread_rwlock_unlock(&cache_lock);
 }
 
@@ -489,6 +496,6 @@ void cache_foreach_secret(void (*fn)(const void *p, size_t size, void *userdata)
         (void) pthread_rwlock_rdlock(&cache_lock);
         for (size_t i = 0; i < cache.n_groups; i++)
                 for (size_t j = 0; j < cache.groups[i]->n_keys; j++)
-                        fn(cache.groups[i]->keys[j].key->data, cache.groups[i]->keys[j].key->size, userdata);
+                        fn(cache.groups[i]->keys[j].key.data, cache.groups[i]->keys[j].key.size, userdata);
         (void) pthread_rwlock_unlock(&cache_lock);
 }

@@ -48,7 +48,7 @@ void cache_clear(void);
 
 /* For tests. */
 typedef struct CacheStats {
-        uint64_t key_loads;   /* Secrets allocated for keys */
+        uint64_t key_loads;   /* keys read from the kernel into a slot */
         uint64_t validations; /* kernel round trips to validate a group or key */
         uint64_t scans;       /* searches for groups by id */
         size_t keys;          /* keys cached now */
@@ -56,6 +56,13 @@ typedef struct CacheStats {
 void cache_get_stats(CacheStats *ret);
 /* Call fn for each cached key's bytes (under the lock). */
 void cache_foreach_secret(void (*fn)(const void *p, size_t size, void *userdata), void *userdata);
+
+/* Key slots (dkm-keyslots.c): KEYRING_KEY_BYTES each, in locked, undumpable pages between guard
+ * pages, many per mapping. Called under the cache's exclusive lock. Freeing wipes the slot;
+ * keyslots_clear() wipes and unmaps every page (no slot may be in use). */
+int keyslot_new(uint8_t **ret) _warn_unused_result_;
+void keyslot_free(uint8_t *slot);
+void keyslots_clear(void);
 
 /* Map internal errors to the documented public ones. */
 int libdkm_error(int r);

@@ -145,7 +145,7 @@ int dkm_decrypt(const void *ct, size_t ct_len, const void *ad, size_t ad_len, ui
                 size_t *ret_pt_len) {
         CiphertextHeader h;
         CacheRef ref;
-        size_t pt_len, n;
+        size_t pt_len = 0, n; /* gcc -O3 cannot see that oneshot_parse() sets it */
         int r;
 
         if ((!ct && ct_len > 0) || (!ad && ad_len > 0) || (!pt && pt_cap > 0) || !ret_pt_len ||
@@ -179,7 +179,7 @@ int dkm_rewrap(const void *ct, size_t ct_len, const void *ad, size_t ad_len, uin
         CiphertextHeader h;
         CacheRef ref;
         uint8_t *pt = NULL;
-        size_t pt_len, n, need;
+        size_t pt_len = 0, n, need;
         int r;
 
         if ((!ct && ct_len > 0) || (!ad && ad_len > 0) || (!out && out_cap > 0) || !ret_out_len ||

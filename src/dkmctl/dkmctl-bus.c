@@ -1,0 +1,438 @@
+/* SPDX-License-Identifier: MIT */
+/* dkmctl's client of org.dkm.KeyManager1 on the system bus: typed calls, replies read into plain C. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-bus.h>
+
+#include "dkmctl-bus.h"
+
+#define SVC              "org.dkm.KeyManager1"
+#define MGR_PATH         "/org/dkm/KeyManager1"
+#define MGR_IFACE        "org.dkm.KeyManager1"
+#define GROUP_IFACE      "org.dkm.KeyManager1.Group"
+#define PROPERTIES_IFACE "org.freedesktop.DBus.Properties"
+
+struct CtlBus {
+        sd_bus *bus;
+};
+
+void ctl_error_done(CtlError *e) {
+        free(e->name);
+        free(e->message);
+        *e = (CtlError){};
+}
+
+void ctl_group_done(CtlGroup *g) {
+        free(g->name);
+        free(g->path);
+        free(g->algorithm);
+        free(g->generations);
+        *g = (CtlGroup){};
+}
+
+void ctl_groups_free(CtlGroup *groups, size_t n) {
+        for (size_t i = 0; groups && i < n; i++)
+                ctl_group_done(&groups[i]);
+        free(groups);
+}
+
+/* Errors that mean dkmd is not there to answer, rather than that it refused. */
+static bool name_means_unreachable(const char *name) {
+        static const char *const names[] = {
+                SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER, SD_BUS_ERROR_NO_REPLY,
+                SD_BUS_ERROR_TIMEOUT,         SD_BUS_ERROR_DISCONNECTED,      SD_BUS_ERROR_NO_SERVER,
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (strcmp(name, names[i]) == 0)
+                        return true;
+        /* Bus activation of dkmd failed. */
+        return strncmp(name, "org.freedesktop.DBus.Error.Spawn.", 33) == 0;
+}
+
+static bool errno_means_unreachable(int r) {
+        return r == -ECONNRESET || r == -ENOTCONN || r == -ETIMEDOUT || r == -ECONNREFUSED || r == -EPIPE ||
+               r == -ENOENT;
+}
+
+/* Fill *e from a failed call: the error the bus or dkmd answered, else errno r. Returns r. */
+static int fail(CtlError *e, int r, const sd_bus_error *be, const char *local) {
+        ctl_error_done(e);
+        if (r >= 0)
+                r = -EIO;
+        if (be && sd_bus_error_is_set(be)) {
+                e->name = strdup(be->name);
+                e->message = strdup(be->message ?: be->name);
+                /* sd-bus names its own failures too (a lost connection is Disconnected, or
+                 * System.Error.ENOTCONN); a name of dkmd's never means it was not there. */
+                e->unreachable = strncmp(be->name, "org.dkm.", 8) != 0 &&
+                                 (name_means_unreachable(be->name) || errno_means_unreachable(r));
+        } else {
+                e->message = strdup(local ?: strerror(-r));
+                e->unreachable = errno_means_unreachable(r);
+        }
+        return r;
+}
+
+/* A reply that does not have the shape docs/DBUS-API.md gives: another dkmd version, or a bug. */
+static int fail_reply(CtlError *e, int r, const char *what) {
+        char msg[256];
+
+        if (r == -ENOMEM)
+                return fail(e, r, NULL, NULL);
+        snprintf(msg, sizeof(msg), "dkmd's reply to %s is not what dkmctl expects (%s)", what, strerror(-r));
+        return fail(e, r, NULL, msg);
+}
+
+int ctl_bus_open(CtlBus **ret, CtlError *e) {
+        CtlBus *b;
+        char msg[256];
+        int r;
+
+        b = calloc(1, sizeof(*b));
+        if (!b)
+                return fail(e, -ENOMEM, NULL, NULL);
+        /* Honours $DBUS_SYSTEM_BUS_ADDRESS. */
+        r = sd_bus_open_system(&b->bus);
+        if (r < 0) {
+                free(b);
+                snprintf(msg, sizeof(msg), "cannot connect to the system bus: %s", strerror(-r));
+                fail(e, r, NULL, msg);
+                e->unreachable = true;
+                return r;
+        }
+        *ret = b;
+        return 0;
+}
+
+CtlBus *ctl_bus_free(CtlBus *b) {
+        if (!b)
+                return NULL;
+        sd_bus_flush_close_unref(b->bus);
+        free(b);
+        return NULL;
+}
+
+static int strdup_to(const char *s, char **ret) {
+        char *copy = strdup(s);
+
+        if (!copy)
+                return -ENOMEM;
+        free(*ret);
+        *ret = copy;
+        return 0;
+}
+
+int ctl_manager_get(CtlBus *b, char **ret_version, bool *ret_unlocked, CtlError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *version = NULL;
+        int unlocked = -1, r;
+
+        r = sd_bus_call_method(b->bus, SVC, MGR_PATH, PROPERTIES_IFACE, "GetAll", &be, &reply, "s", MGR_IFACE);
+        if (r < 0)
+                return fail(e, r, &be, NULL);
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                const char *key, *s;
+
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r < 0)
+                        break;
+                if (strcmp(key, "Version") == 0) {
+                        r = sd_bus_message_read(reply, "v", "s", &s);
+                        if (r >= 0)
+                                r = strdup_to(s, &version);
+                } else if (strcmp(key, "StoreUnlocked") == 0)
+                        r = sd_bus_message_read(reply, "v", "b", &unlocked);
+                else
+                        r = sd_bus_message_skip(reply, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r >= 0 && (!version || unlocked < 0))
+                r = -EBADMSG;
+        if (r < 0)
+                return fail_reply(e, r, "GetAll(" MGR_IFACE ")");
+        *ret_version = TAKE_PTR(version);
+        *ret_unlocked = unlocked;
+        return 0;
+}
+
+static int read_generations(sd_bus_message *m, CtlGroup *g) {
+        CtlGeneration gen;
+        const char *state;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'v', "a(ustttt)");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(m, 'a', "(ustttt)");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(m, "(ustttt)", &gen.number, &state, &gen.created_usec, &gen.activated_usec,
+                                        &gen.archived_usec, &gen.retired_usec)) > 0) {
+                CtlGeneration *grown = reallocarray(g->generations, g->n_generations + 1, sizeof(CtlGeneration));
+
+                if (!grown)
+                        return -ENOMEM;
+                g->generations = grown;
+                snprintf(gen.state, sizeof(gen.state), "%s", state);
+                g->generations[g->n_generations++] = gen;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+static int read_group_property(sd_bus_message *m, const char *key, CtlGroup *g) {
+        const char *s;
+        int b, r;
+
+        if (strcmp(key, "Name") == 0 || strcmp(key, "Algorithm") == 0) {
+                r = sd_bus_message_read(m, "v", "s", &s);
+                return r < 0 ? r : strdup_to(s, key[0] == 'N' ? &g->name : &g->algorithm);
+        }
+        if (strcmp(key, "Gid") == 0)
+                return sd_bus_message_read(m, "v", "u", &g->gid);
+        if (strcmp(key, "ActiveGeneration") == 0)
+                return sd_bus_message_read(m, "v", "u", &g->active);
+        if (strcmp(key, "PendingGeneration") == 0)
+                return sd_bus_message_read(m, "v", "u", &g->pending);
+        if (strcmp(key, "NextRolloverUSec") == 0)
+                return sd_bus_message_read(m, "v", "t", &g->next_usec);
+        if (strcmp(key, "RolloverPeriodUSec") == 0)
+                return sd_bus_message_read(m, "v", "t", &g->rollover_period_usec);
+        if (strcmp(key, "PropagationDelayUSec") == 0)
+                return sd_bus_message_read(m, "v", "t", &g->propagation_delay_usec);
+        if (strcmp(key, "HotWindow") == 0)
+                return sd_bus_message_read(m, "v", "u", &g->hot_window);
+        if (strcmp(key, "AllowHumanMembers") == 0) {
+                r = sd_bus_message_read(m, "v", "b", &b);
+                g->allow_human_members = b;
+                return r;
+        }
+        if (strcmp(key, "Generations") == 0)
+                return read_generations(m, g);
+        return sd_bus_message_skip(m, "v"); /* a property added later */
+}
+
+/* GetAll of the group interface at path: one round trip for every property. */
+static int group_get_at(CtlBus *b, const char *path, CtlGroup *ret, CtlError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        CtlGroup g = {};
+        int r;
+
+        r = sd_bus_call_method(b->bus, SVC, path, PROPERTIES_IFACE, "GetAll", &be, &reply, "s", GROUP_IFACE);
+        if (r < 0)
+                return fail(e, r, &be, NULL);
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                const char *key;
+
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r >= 0)
+                        r = read_group_property(reply, key, &g);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r >= 0 && (!g.name || !g.algorithm))
+                r = -EBADMSG;
+        if (r >= 0)
+                r = strdup_to(path, &g.path);
+        if (r < 0) {
+                ctl_group_done(&g);
+                return fail_reply(e, r, "GetAll(" GROUP_IFACE ")");
+        }
+        *ret = g;
+        return 0;
+}
+
+int ctl_groups_get_all(CtlBus *b, CtlGroup **ret, size_t *ret_n, CtlError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        CtlGroup *groups = NULL;
+        const char *name, *path;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_call_method(b->bus, SVC, MGR_PATH, MGR_IFACE, "ListGroups", &be, &reply, NULL);
+        if (r < 0)
+                return fail(e, r, &be, NULL);
+        r = sd_bus_message_enter_container(reply, 'a', "(so)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(so)", &name, &path)) > 0) {
+                CtlGroup *grown = reallocarray(groups, n + 1, sizeof(CtlGroup));
+
+                if (!grown) {
+                        r = -ENOMEM;
+                        break;
+                }
+                groups = grown;
+                r = group_get_at(b, path, &groups[n], e);
+                if (r < 0) {
+                        ctl_groups_free(groups, n);
+                        return r;
+                }
+                n++;
+        }
+        if (r < 0) {
+                ctl_groups_free(groups, n);
+                return fail_reply(e, r, "ListGroups");
+        }
+        *ret = groups;
+        *ret_n = n;
+        return 0;
+}
+
+static int group_path(CtlBus *b, const char *name, char **ret, CtlError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *path;
+        int r;
+
+        r = sd_bus_call_method(b->bus, SVC, MGR_PATH, MGR_IFACE, "GetGroup", &be, &reply, "s", name);
+        if (r < 0)
+                return fail(e, r, &be, NULL);
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return fail_reply(e, r, "GetGroup");
+        *ret = strdup(path);
+        return *ret ? 0 : fail(e, -ENOMEM, NULL, NULL);
+}
+
+int ctl_group_get(CtlBus *b, const char *name, CtlGroup *ret, CtlError *e) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = group_path(b, name, &path, e);
+        if (r < 0)
+                return r;
+        return group_get_at(b, path, ret, e);
+}
+
+/* A method of the group called name, found with GetGroup (object paths are dkmd's to build). */
+static int group_call(CtlBus *b, const char *name, const char *method, sd_bus_message **ret_reply, CtlError *e,
+                      const char *types, ...) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *path = NULL;
+        va_list ap;
+        int r;
+
+        r = group_path(b, name, &path, e);
+        if (r < 0)
+                return r;
+        va_start(ap, types);
+        r = sd_bus_call_methodv(b->bus, SVC, path, GROUP_IFACE, method, &be, ret_reply, types, ap);
+        va_end(ap);
+        return r < 0 ? fail(e, r, &be, NULL) : 0;
+}
+
+static int append_policy(sd_bus_message *m, const CtlPolicy *p) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && p->algorithm)
+                r = sd_bus_message_append(m, "{sv}", "Algorithm", "s", p->algorithm);
+        if (r >= 0 && p->has_rollover_period)
+                r = sd_bus_message_append(m, "{sv}", "RolloverPeriodUSec", "t", p->rollover_period_usec);
+        if (r >= 0 && p->has_propagation_delay)
+                r = sd_bus_message_append(m, "{sv}", "PropagationDelayUSec", "t", p->propagation_delay_usec);
+        if (r >= 0 && p->has_hot_window)
+                r = sd_bus_message_append(m, "{sv}", "HotWindow", "u", p->hot_window);
+        if (r >= 0 && p->has_allow_human_members)
+                r = sd_bus_message_append(m, "{sv}", "AllowHumanMembers", "b", (int) p->allow_human_members);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
+/* Call a method whose last argument is the a{sv} of p, with the leading arguments given. */
+static int call_with_policy(CtlBus *b, const char *path, const char *iface, const char *method, const char *name,
+                            const uint32_t *gid, const CtlPolicy *p, CtlError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(b->bus, &m, SVC, path, iface, method);
+        if (r >= 0 && name)
+                r = sd_bus_message_append(m, "s", name);
+        if (r >= 0 && gid)
+                r = sd_bus_message_append(m, "u", *gid);
+        if (r >= 0)
+                r = append_policy(m, p);
+        if (r < 0)
+                return fail(e, r, NULL, NULL);
+        r = sd_bus_call(b->bus, m, 0, &be, NULL);
+        return r < 0 ? fail(e, r, &be, NULL) : 0;
+}
+
+int ctl_group_create(CtlBus *b, const char *name, uint32_t gid, const CtlPolicy *p, CtlError *e) {
+        return call_with_policy(b, MGR_PATH, MGR_IFACE, "CreateGroup", name, &gid, p, e);
+}
+
+int ctl_group_set_policy(CtlBus *b, const char *name, const CtlPolicy *p, CtlError *e) {
+        _cleanup_free_ char *path = NULL;
+        CtlPolicy without_algorithm = *p;
+        int r;
+
+        r = group_path(b, name, &path, e);
+        if (r < 0)
+                return r;
+        without_algorithm.algorithm = NULL; /* fixed at creation; dkmd refuses the key */
+        return call_with_policy(b, path, GROUP_IFACE, "SetPolicy", NULL, NULL, &without_algorithm, e);
+}
+
+int ctl_group_rollover(CtlBus *b, const char *name, uint32_t *ret_generation, CtlError *e) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = group_call(b, name, "Rollover", &reply, e, NULL);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "u", ret_generation);
+        return r < 0 ? fail_reply(e, r, "Rollover") : 0;
+}
+
+int ctl_group_archive(CtlBus *b, const char *name, uint32_t generation, CtlError *e) {
+        return group_call(b, name, "Archive", NULL, e, "u", generation);
+}
+
+int ctl_group_retire(CtlBus *b, const char *name, uint32_t generation, CtlError *e) {
+        return group_call(b, name, "Retire", NULL, e, "u", generation);
+}
+
+int ctl_group_load(CtlBus *b, const char *name, CtlError *e) {
+        return group_call(b, name, "Load", NULL, e, NULL);
+}
+
+int ctl_reload(CtlBus *b, char ***ret_problems, CtlError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        char **problems = NULL;
+        int r;
+
+        r = sd_bus_call_method(b->bus, SVC, MGR_PATH, MGR_IFACE, "Reload", &be, &reply, NULL);
+        if (r < 0)
+                return fail(e, r, &be, NULL);
+        r = sd_bus_message_read_strv(reply, &problems);
+        if (r < 0)
+                return fail_reply(e, r, "Reload");
+        if (!problems) {
+                /* An empty array reads as NULL; callers get an empty list. */
+                problems = calloc(1, sizeof(char *));
+                if (!problems)
+                        return fail(e, -ENOMEM, NULL, NULL);
+        }
+        *ret_problems = problems;
+        return 0;
+}
