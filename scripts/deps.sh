@@ -4,7 +4,7 @@
 set -eu
 
 packages="meson ninja-build pkg-config gcc clang libsodium-dev libkeyutils-dev libcap-dev
-libsystemd-dev check keyutils dbus systemd valgrind passwd util-linux libxml2-utils"
+libsystemd-dev check keyutils dbus systemd valgrind passwd util-linux libxml2-utils polkitd"
 
 missing=""
 for p in $packages; do

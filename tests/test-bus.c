@@ -80,6 +80,13 @@ static void write_bus_config(const char *path, const char *socket) {
                 "    <allow send_destination=\"org.freedesktop.DBus\"\n"
                 "           send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n"
                 "  </policy>\n"
+                /* For the polkit test: polkitd (started as root) switches to its own user. */
+                "  <policy user=\"polkitd\">\n"
+                "    <allow own=\"org.freedesktop.PolicyKit1\"/>\n"
+                "  </policy>\n"
+                "  <policy context=\"default\">\n"
+                "    <allow send_destination=\"org.freedesktop.PolicyKit1\"/>\n"
+                "  </policy>\n"
                 "  <include>%s</include>\n"
                 "</busconfig>\n",
                 socket, test_env_path("DKM_DBUS_POLICY"));

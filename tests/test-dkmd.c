@@ -22,7 +22,7 @@
 
 static const char *const key_group_tags[] = { "create", "roll",     "errors",  "denied", "viaadmin", "busctl",
                                               "archive", "signals", "sched",  "restart", "kill9",    "malformed",
-                                              "human",   "dropin",  "dropbad", "hup",    NULL };
+                                              "human",   "dropin",  "dropbad", "hup",    "polkit", NULL };
 
 static char groups_dir[128];
 
@@ -877,6 +877,78 @@ START_TEST(test_non_admin_every_mutation) {
 }
 END_TEST
 
+static bool polkit_on_bus(void) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int has = 0;
+
+        return sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                  "NameHasOwner", NULL, &reply, "s", "org.freedesktop.PolicyKit1") >= 0 &&
+               sd_bus_message_read(reply, "b", &has) >= 0 && has;
+}
+
+static void as_other_with_polkit(void *userdata) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
+        _cleanup_free_ char *path = NULL;
+        uint32_t number = 0;
+
+        path = must_create(bus, test_key_group("polkit"), NULL, 0);
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                ck_assert_msg(rollover(bus, path, &e, &number) >= 0, "Rollover: %s", e.message ?: "");
+        }
+        ck_assert_uint_eq(number, 2);
+}
+
+/* A caller outside the admin group is let in by polkit when polkitd runs and its rules say so:
+ * the real polkitd on the test's bus, with the shipped action and a rule for one test user. */
+START_TEST(test_polkit_authorizes) {
+        char rules[160], action[160], text[512];
+        const char *shipped = test_env_path("DKM_POLKIT_POLICY");
+        TestCreds other = test_creds_other();
+        bool installed_action = false;
+        pid_t polkitd;
+        FILE *f;
+
+        snprintf(action, sizeof(action), "/usr/share/polkit-1/actions/org.dkm.KeyManager1.policy");
+        if (access(action, F_OK) < 0) {
+                run_ok((char *const[]){ (char *) "/bin/cp", (char *) shipped, action, NULL });
+                installed_action = true;
+        }
+        snprintf(rules, sizeof(rules), "/etc/polkit-1/rules.d/49-dkmt-%ld.rules", (long) TW.main_pid);
+        snprintf(text, sizeof(text),
+                 "polkit.addRule(function(action, subject) {\n"
+                 "  if (action.id == \"org.dkm.keymanager1.manage\" && subject.user == \"%s\")\n"
+                 "    return polkit.Result.YES;\n"
+                 "});\n",
+                 TW.other);
+        f = fopen(rules, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs(text, f);
+        ck_assert_int_eq(fclose(f), 0);
+
+        polkitd = fork();
+        ck_assert_int_ge(polkitd, 0);
+        if (polkitd == 0) {
+                (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+                execl("/usr/lib/polkit-1/polkitd", "polkitd", "--no-debug", (char *) NULL);
+                _exit(127);
+        }
+        for (int i = 0; i < 100 && !polkit_on_bus(); i++)
+                sleep_ms(50);
+        ck_assert_msg(polkit_on_bus(), "polkitd did not come up on the test bus");
+
+        test_wait_ok(test_fork_as(&other, as_other_with_polkit, NULL));
+
+        kill(polkitd, SIGTERM);
+        test_wait(polkitd);
+        unlink(rules);
+        if (installed_action)
+                unlink(action);
+        ck_assert_int_eq(test_helper_status_value(test_key_group("polkit"), "active "), 2);
+}
+END_TEST
+
 /* Without root: only what needs no bus, no accounts and no kernel keys. */
 START_TEST(test_usage) {
         TestRun r;
@@ -913,6 +985,7 @@ static Suite *make_suite(bool integration) {
                 tcase_add_test(tc, test_human_members_refused);
                 tcase_add_test(tc, test_dropins_reload);
                 tcase_add_test(tc, test_non_admin_every_mutation);
+                tcase_add_test(tc, test_polkit_authorizes);
                 /* Last: they stop and restart dkmd. */
                 tcase_add_test(tc, test_schedule_survives_restart);
                 tcase_add_test(tc, test_kill9_consistency);
