@@ -426,7 +426,9 @@ static void json_generation_done(const char *name, uint32_t number, const char *
         json_finish(&w);
 }
 
-int verb_group_archive(char **args) {
+/* archive and retire: one generation changes state through one bus call. */
+static int generation_verb(char **args, int (*call)(CtlBus *, const char *, uint32_t, CtlError *),
+                           const char *state, const char *done_verb, const char *done_tail) {
         _cleanup_ctl_bus_ CtlBus *b = NULL;
         _cleanup_(ctl_error_done) CtlError e = CTL_ERROR_NULL;
         uint32_t number;
@@ -438,37 +440,23 @@ int verb_group_archive(char **args) {
         r = connect_bus(&b);
         if (r != 0)
                 return r;
-        r = ctl_group_archive(b, args[0], number, &e);
+        r = call(b, args[0], number, &e);
         if (r < 0)
                 return fail(r, &e);
         if (arg.json)
-                json_generation_done(args[0], number, "archived");
+                json_generation_done(args[0], number, state);
         else
-                printf("Archived generation %u of %s.\n", (unsigned) number, args[0]);
+                printf("%s generation %u of %s%s\n", done_verb, (unsigned) number, args[0], done_tail);
         return 0;
 }
 
-int verb_group_retire(char **args) {
-        _cleanup_ctl_bus_ CtlBus *b = NULL;
-        _cleanup_(ctl_error_done) CtlError e = CTL_ERROR_NULL;
-        uint32_t number;
-        int r;
+int verb_group_archive(char **args) {
+        return generation_verb(args, ctl_group_archive, "archived", "Archived", ".");
+}
 
-        r = parse_generation(args[1], &number);
-        if (r != 0)
-                return r;
-        r = connect_bus(&b);
-        if (r != 0)
-                return r;
-        r = ctl_group_retire(b, args[0], number, &e);
-        if (r < 0)
-                return fail(r, &e);
-        if (arg.json)
-                json_generation_done(args[0], number, "retired");
-        else
-                printf("Retired generation %u of %s: its key is destroyed; data encrypted with it is unreadable.\n",
-                       (unsigned) number, args[0]);
-        return 0;
+int verb_group_retire(char **args) {
+        return generation_verb(args, ctl_group_retire, "retired", "Retired",
+                               ": its key is destroyed; data encrypted with it is unreadable.");
 }
 
 int verb_group_load(char **args) {
