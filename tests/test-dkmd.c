@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
 #include <grp.h>
+#include <stdarg.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,7 +23,7 @@
 
 static const char *const key_group_tags[] = { "create", "roll",     "errors",  "denied", "viaadmin", "busctl",
                                               "archive", "signals", "sched",  "restart", "kill9",    "malformed",
-                                              "human",   "dropin",  "dropbad", "hup",    "polkit", NULL };
+                                              "human",   "human2",  "dropin",  "dropbad", "hup",    "polkit", NULL };
 
 static char groups_dir[128];
 
@@ -261,9 +262,71 @@ START_TEST(test_admin_group_member_allowed) {
 }
 END_TEST
 
+/* busctl --system VERB SVC ARGS... as root; want (if not NULL) in its output or error. */
+static void busctl_run(bool ok, const char *want, const char *verb, va_list ap) {
+        char *argv[32] = { (char *) BUSCTL, (char *) "--system", (char *) verb, (char *) SVC };
+        size_t n = 4;
+        const char *a;
+        TestRun r;
+
+        while ((a = va_arg(ap, const char *)) && n + 1 < ELEMENTSOF(argv))
+                argv[n++] = (char *) a;
+        test_run(&r, NULL, 0, NULL, argv);
+        if (ok)
+                ck_assert_msg(r.status == 0, "busctl %s %s %s: %s", verb, argv[4], argv[6] ?: "", r.err);
+        else
+                ck_assert_msg(r.status != 0, "busctl %s %s succeeded", verb, argv[6] ?: "");
+        if (want)
+                ck_assert_msg(strstr(ok ? (char *) r.out : r.err, want), "busctl %s %s: want '%s' in '%s%s'", verb,
+                              argv[6] ?: "", want, ok ? (char *) r.out : "", r.err);
+        test_run_free(&r);
+}
+
+static void busctl_ok(const char *verb, ...) {
+        va_list ap;
+
+        va_start(ap, verb);
+        busctl_run(true, NULL, verb, ap);
+        va_end(ap);
+}
+
+/* ARGS..., NULL, WANT */
+static void busctl_expect(const char *verb, ...) {
+        const char *want;
+        va_list ap, copy;
+
+        va_start(ap, verb);
+        va_copy(copy, ap);
+        while (va_arg(copy, const char *))
+                ;
+        want = va_arg(copy, const char *);
+        va_end(copy);
+        busctl_run(true, want, verb, ap);
+        va_end(ap);
+}
+
+static void busctl_fails(const char *verb, ...) {
+        const char *want;
+        va_list ap, copy;
+
+        va_start(ap, verb);
+        va_copy(copy, ap);
+        while (va_arg(copy, const char *))
+                ;
+        want = va_arg(copy, const char *);
+        va_end(copy);
+        busctl_run(false, want, verb, ap);
+        va_end(ap);
+}
+
 START_TEST(test_busctl) {
         TestCreds other = test_creds_other();
+        _cleanup_free_ char *path = NULL;
+        char gid[16];
         TestRun r;
+
+        snprintf(gid, sizeof(gid), "%u", (unsigned) TW.gid);
+        ck_assert_int_ge(sd_bus_path_encode("/org/dkm/KeyManager1/group", test_key_group("busctl"), &path), 0);
 
         /* Argument names are part of the introspection data, so busctl users see them. */
         test_run(&r, NULL, 0, NULL,
@@ -289,6 +352,24 @@ START_TEST(test_busctl) {
         ck_assert_int_ne(r.status, 0);
         ck_assert_msg(strstr(r.err, "admin group"), "busctl said: %s", r.err);
         test_run_free(&r);
+
+        /* Every method as an admin types it. */
+        busctl_ok("call", MGR_PATH, MGR_IFACE, "CreateGroup", "sua{sv}", test_key_group("busctl"), gid, "1",
+                  "PropagationDelayUSec", "t", "3600000000", NULL);
+        busctl_ok("call", MGR_PATH, MGR_IFACE, "GetGroup", "s", test_key_group("busctl"), NULL);
+        busctl_ok("call", path, GROUP_IFACE, "Rollover", NULL);
+        busctl_expect("get-property", path, GROUP_IFACE, "PendingGeneration", NULL, "u 2");
+        busctl_ok("call", path, GROUP_IFACE, "Archive", "u", "2", NULL);
+        busctl_ok("call", path, GROUP_IFACE, "SetPolicy", "a{sv}", "2", "HotWindow", "u", "4", "PropagationDelayUSec",
+                  "t", "0", NULL);
+        busctl_expect("get-property", path, GROUP_IFACE, "HotWindow", NULL, "u 4");
+        busctl_ok("call", path, GROUP_IFACE, "Rollover", NULL);
+        busctl_expect("get-property", path, GROUP_IFACE, "ActiveGeneration", NULL, "u 3");
+        busctl_expect("get-property", path, GROUP_IFACE, "Generations", NULL, "\"archived\"");
+        busctl_ok("call", path, GROUP_IFACE, "Load", NULL);
+        busctl_expect("call", MGR_PATH, MGR_IFACE, "Reload", NULL, "as 0");
+        busctl_fails("call", path, GROUP_IFACE, "Retire", "u", "1", NULL, "approval");
+        busctl_fails("call", path, GROUP_IFACE, "Archive", "u", "3", NULL, "active generation");
 }
 END_TEST
 
@@ -711,10 +792,19 @@ static bool log_contains(const char *needle) {
         return strstr(buf, needle) != NULL;
 }
 
-/* A Unix group with a person in it (a login shell, a uid in the login range) is refused. */
+static void set_allow_humans(sd_bus *bus, const char *path, int allow, sd_bus_error *e, int want) {
+        int r = sd_bus_call_method(bus, SVC, path, GROUP_IFACE, "SetPolicy", e, NULL, "a{sv}", 1, "AllowHumanMembers",
+                                   "b", allow);
+
+        ck_assert_msg(want == 0 ? r >= 0 : r < 0, "SetPolicy AllowHumanMembers=%d: %s", allow, e->message ?: "");
+}
+
+/* A Unix group with a person in it (a login shell, a uid in the login range) is refused at
+ * creation and at every load, unless the group's policy allows it (and then it is logged). */
 START_TEST(test_human_members_refused) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
-        const char *g = test_key_group("human");
+        const char *g = test_key_group("human"), *g2 = test_key_group("human2");
+        _cleanup_free_ char *path = NULL;
         char person[40], pgroup[40];
         struct group *gr;
         gid_t gid;
@@ -722,33 +812,52 @@ START_TEST(test_human_members_refused) {
         snprintf(person, sizeof(person), "dkmt-%ld-person", (long) TW.main_pid);
         snprintf(pgroup, sizeof(pgroup), "dkmt-%ld-pgrp", (long) TW.main_pid);
         run_ok((char *const[]){ (char *) "/usr/sbin/groupadd", (char *) "--system", pgroup, NULL });
-        run_ok((char *const[]){ (char *) "/usr/sbin/useradd", (char *) "--no-create-home", (char *) "--shell",
-                                (char *) "/bin/bash", (char *) "-G", pgroup, person, NULL });
         gr = getgrnam(pgroup);
         ck_assert_ptr_nonnull(gr);
         gid = gr->gr_gid;
+        /* Created while the group has no person in it; then a person joins. */
+        {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                const char *p;
+
+                ck_assert_int_ge(sd_bus_call_method(bus, SVC, MGR_PATH, MGR_IFACE, "CreateGroup", NULL, &reply,
+                                                    "sua{sv}", g, (uint32_t) gid, 0), 0);
+                ck_assert_int_ge(sd_bus_message_read(reply, "o", &p), 0);
+                path = strdup(p);
+        }
+        run_ok((char *const[]){ (char *) "/usr/sbin/useradd", (char *) "--no-create-home", (char *) "--shell",
+                                (char *) "/bin/bash", (char *) "-G", pgroup, person, NULL });
         {
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
                 ck_assert_int_lt(sd_bus_call_method(bus, SVC, MGR_PATH, MGR_IFACE, "CreateGroup", &e, NULL, "sua{sv}",
-                                                    g, (uint32_t) gid, 0), 0);
+                                                    g2, (uint32_t) gid, 0), 0);
                 test_assert_bus_error(&e, E_HUMAN_MEMBERS);
                 ck_assert_ptr_nonnull(strstr(e.message, "AllowHumanMembers"));
-        }
-        ck_assert_int_eq(count_groups(bus, NULL, NULL) > 0, 1);
-        {
-                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-                ck_assert_int_lt(sd_bus_call_method(bus, SVC, MGR_PATH, MGR_IFACE, "GetGroup", &e, NULL, "s", g), 0);
+                sd_bus_error_free(&e);
+                ck_assert_int_lt(sd_bus_call_method(bus, SVC, MGR_PATH, MGR_IFACE, "GetGroup", &e, NULL, "s", g2), 0);
                 test_assert_bus_error(&e, E_NO_SUCH_GROUP);
         }
-        /* The explicit override works, and is logged. */
         {
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-                ck_assert_msg(sd_bus_call_method(bus, SVC, MGR_PATH, MGR_IFACE, "CreateGroup", &e, NULL, "sua{sv}", g,
-                                                 (uint32_t) gid, 1, "AllowHumanMembers", "b", 1) >= 0,
-                              "%s", e.message ?: "");
+                ck_assert_int_lt(sd_bus_call_method(bus, SVC, path, GROUP_IFACE, "Load", &e, NULL, NULL), 0);
+                test_assert_bus_error(&e, E_HUMAN_MEMBERS);
         }
+        /* The offline tool keeps the same rule. */
+        ck_assert_int_eq(test_store("load", g), 6);
+        /* The explicit override works, and is logged with the person's name at each load. */
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                set_allow_humans(bus, path, 1, &e, 0);
+        }
+        ck_assert_int_ge(sd_bus_call_method(bus, SVC, path, GROUP_IFACE, "Load", NULL, NULL, NULL), 0);
         ck_assert(log_contains(person));
         ck_assert(log_contains("AllowHumanMembers"));
+        ck_assert_int_eq(test_store("load", g), 0);
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                set_allow_humans(bus, path, 0, &e, -1);
+                test_assert_bus_error(&e, E_HUMAN_MEMBERS);
+        }
         run_ok((char *const[]){ (char *) "/usr/sbin/userdel", person, NULL });
         run_ok((char *const[]){ (char *) "/usr/sbin/groupdel", pgroup, NULL });
 }

@@ -361,6 +361,27 @@ static int verb_check(Store *s, char **args) {
 }
 
 /* Put the group into the kernel keyrings as the store has it now, for the members of its gid. */
+/* Key groups are for service accounts: the same rule as dkmd's, for the offline path. */
+static int refuse_human_members(const StoreGroup *g) {
+        _cleanup_free_ char *who = NULL;
+        int r;
+
+        r = loader_find_human_member(g->gid, &who);
+        if (r < 0)
+                return fail(NULL, r, "reading the members of the group's gid");
+        if (r == 0)
+                return 0;
+        if (g->policy.allow_human_members) {
+                fprintf(stderr, "dkm-store: WARNING: %s: login user %s is a member of gid %u; allowed by the group's policy\n",
+                        g->name, who, (unsigned) g->gid);
+                return 0;
+        }
+        fprintf(stderr, "dkm-store: %s: refused: login user %s is a member of gid %u; key groups are for service "
+                        "accounts (allow it with dkmctl group set-policy %s --allow-human-members=yes)\n",
+                g->name, who, (unsigned) g->gid, g->name);
+        return EXIT_REFUSED;
+}
+
 static int verb_load(Store *s, char **args) {
         _cleanup_store_group_ StoreGroup *g = NULL;
         _cleanup_keyring_manifest_ KeyringManifest *m = NULL;
@@ -371,6 +392,9 @@ static int verb_load(Store *s, char **args) {
         r = store_group_load(s, args[0], &g);
         if (r < 0)
                 return fail(s, r, args[0]);
+        r = refuse_human_members(g);
+        if (r != 0)
+                return r;
         r = loader_member_uids(g->gid, &uids, &n_uids);
         if (r < 0)
                 return fail(NULL, r, "reading the members of the group's gid");
