@@ -23,6 +23,7 @@
 #include "test-helpers.h"
 
 TestWorld TW;
+bool test_world_want_person = false;
 
 extern char **environ;
 
@@ -69,6 +70,8 @@ static void world_cleanup(void) {
                 (void) run_quiet((char *const[]){ (char *) "/usr/sbin/userdel", TW.member2, NULL });
         if (TW.made_other)
                 (void) run_quiet((char *const[]){ (char *) "/usr/sbin/userdel", TW.other, NULL });
+        if (TW.made_person)
+                (void) run_quiet((char *const[]){ (char *) "/usr/sbin/userdel", TW.person, NULL });
         if (TW.made_grp)
                 (void) run_quiet((char *const[]){ (char *) "/usr/sbin/groupdel", TW.grp, NULL });
         if (TW.dir[0])
@@ -245,6 +248,12 @@ static int world_setup(const char *const *tags) {
         if (add_user(TW.other, false, &TW.other_uid, &TW.other_gid) < 0)
                 return -1;
         TW.made_other = true;
+        if (test_world_want_person) {
+                snprintf(TW.person, sizeof(TW.person), "dkmt-%ld-person", pid);
+                if (add_user(TW.person, false, &TW.person_uid, &TW.person_gid) < 0)
+                        return -1;
+                TW.made_person = true;
+        }
 
         if (run_quiet((char *const[]){ (char *) TW.store, (char *) "init", NULL }) != 0)
                 return fprintf(stderr, "dkm-store init %s failed\n", TW.state_dir), -1;
@@ -318,6 +327,10 @@ TestCreds test_creds_member2(void) {
 }
 TestCreds test_creds_other(void) {
         return (TestCreds){ .uid = TW.other_uid, .gid = TW.other_gid };
+}
+
+TestCreds test_creds_person(void) {
+        return (TestCreds){ .uid = TW.person_uid, .gid = TW.person_gid };
 }
 
 void test_become(const TestCreds *c) {

@@ -39,9 +39,19 @@ typedef struct TestWorld {
         char key_groups[TEST_KEY_GROUPS_MAX][64];
         size_t n_key_groups;
         char request_key_conf[160]; /* /etc/request-key.d/dkm-test-<pid>.conf, if installed */
+        /* "-person", in no key group's gid: made only if test_world_want_person was set. */
+        char person[40];
+        uid_t person_uid;
+        gid_t person_gid;
+        bool made_person;
 } TestWorld;
 
 extern TestWorld TW;
+
+/* Set before test_world_main() to also make the "-person" account (a human outside the key
+ * group, e.g. a break-glass grantee). */
+extern bool test_world_want_person;
+TestCreds test_creds_person(void);
 
 /* main() of an integration test binary. As root: make the world (accounts "dkmt-<pid>-grp",
  * "-member", "-member2" (both in grp) and "-other", the directories, a store, one key group

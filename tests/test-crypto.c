@@ -226,6 +226,61 @@ START_TEST(test_passphrase) {
 }
 END_TEST
 
+/* RFC 8032 section 7.1, TEST 1 (empty message). */
+static const char *ed_seed = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+static const char *ed_public = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+static const char *ed_sig =
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46b"
+        "d25bf5f0595bbe24655141438e7a100b";
+
+START_TEST(test_sign_kat) {
+        _cleanup_secret_ Secret *seed = key_from_hex(ed_seed), *sk = NULL;
+        uint8_t pk[CRYPT_SIGN_PUBLIC_KEY_BYTES], sig[CRYPT_SIGN_BYTES];
+        size_t n;
+        _cleanup_free_ uint8_t *want_pk = test_unhex(ed_public, &n);
+        _cleanup_free_ uint8_t *want_sig = test_unhex(ed_sig, &n);
+
+        ck_assert_int_eq(crypt_sign_seed_keypair(seed, &sk, pk), 0);
+        ck_assert_uint_eq(sk->size, CRYPT_SIGN_SECRET_KEY_BYTES);
+        ck_assert_mem_eq(pk, want_pk, sizeof(pk));
+        ck_assert_int_eq(crypt_sign_detached(sk, "", 0, sig), 0);
+        ck_assert_mem_eq(sig, want_sig, sizeof(sig));
+        ck_assert_int_eq(crypt_sign_verify(pk, "", 0, sig), 0);
+}
+END_TEST
+
+START_TEST(test_sign_rejects) {
+        _cleanup_secret_ Secret *seed = NULL, *seed2 = NULL, *sk = NULL, *sk2 = NULL;
+        uint8_t pk[CRYPT_SIGN_PUBLIC_KEY_BYTES], pk2[CRYPT_SIGN_PUBLIC_KEY_BYTES], pk3[CRYPT_SIGN_PUBLIC_KEY_BYTES];
+        uint8_t sig[CRYPT_SIGN_BYTES];
+        char m[] = "seq=7 checkpoint";
+
+        ck_assert_int_eq(crypt_sign_keypair(&seed, pk), 0);
+        ck_assert_uint_eq(seed->size, CRYPT_SIGN_SEED_BYTES);
+        ck_assert_int_eq(crypt_sign_seed_keypair(seed, &sk, pk3), 0);
+        ck_assert_mem_eq(pk, pk3, sizeof(pk)); /* the stored seed gives back the same pair */
+        ck_assert_int_eq(crypt_sign_keypair(&seed2, pk2), 0);
+        ck_assert_int_eq(crypt_sign_seed_keypair(seed2, &sk2, pk2), 0);
+
+        ck_assert_int_eq(crypt_sign_detached(sk, m, strlen(m), sig), 0);
+        ck_assert_int_eq(crypt_sign_verify(pk, m, strlen(m), sig), 0);
+        ck_assert_int_eq(crypt_sign_verify(pk2, m, strlen(m), sig), -EBADMSG);
+        for (size_t i = 0; i < strlen(m); i++) {
+                m[i] ^= 1;
+                ck_assert_int_eq(crypt_sign_verify(pk, m, strlen(m), sig), -EBADMSG);
+                m[i] ^= 1;
+        }
+        for (size_t i = 0; i < sizeof(sig); i++) {
+                sig[i] ^= 0x80;
+                ck_assert_int_eq(crypt_sign_verify(pk, m, strlen(m), sig), -EBADMSG);
+                sig[i] ^= 0x80;
+        }
+        /* A seed is not a signing key: the sizes keep them apart. */
+        ck_assert_int_eq(crypt_sign_detached(seed, m, strlen(m), sig), -EINVAL);
+        ck_assert_int_eq(crypt_sign_seed_keypair(sk, NULL, pk3), -EINVAL);
+}
+END_TEST
+
 static Suite *crypto_suite(void) {
         Suite *s = suite_create("crypto");
         TCase *tc = tcase_create("core");
@@ -240,6 +295,8 @@ static Suite *crypto_suite(void) {
         tcase_add_test(tc, test_derive_subkey);
         tcase_add_test(tc, test_derive_subkey_kat);
         tcase_add_test(tc, test_passphrase);
+        tcase_add_test(tc, test_sign_kat);
+        tcase_add_test(tc, test_sign_rejects);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -1463,18 +1463,25 @@ START_TEST(test_concurrent_loads) {
         {
                 char d[KEYRING_DESC_MAX];
                 ck_assert_int_eq(keyring_group_desc(g.name, d), 0);
-                /* Only one keyring of that name under the registry. */
-                key_serial_t reg[256];
+                /* Only one keyring of that name under the registry (which may hold many
+                 * other groups on a busy host: read it whole). */
+                _cleanup_free_ void *reg_buf = NULL;
+                key_serial_t *reg;
                 long n, found = 0;
                 key_serial_t registry = 0, user[256];
                 long nu = keyctl_read(KEY_SPEC_USER_KEYRING, (char *) user, sizeof(user));
+
+                if (nu > (long) sizeof(user)) /* keyctl_read says how much there was, not what it copied */
+                        nu = (long) sizeof(user);
                 char desc[256], want[128];
 
                 for (long i = 0; i < nu / (long) sizeof(key_serial_t); i++)
                         if (keyctl_describe(user[i], desc, sizeof(desc)) > 0 && strstr(desc, ";" KEYRING_REGISTRY_DESC))
                                 registry = user[i];
                 ck_assert_int_gt(registry, 0);
-                n = keyctl_read(registry, (char *) reg, sizeof(reg));
+                n = keyctl_read_alloc(registry, &reg_buf);
+                ck_assert_int_ge(n, 0);
+                reg = reg_buf;
                 snprintf(want, sizeof(want), ";%s", d);
                 for (long i = 0; i < n / (long) sizeof(key_serial_t); i++)
                         if (keyctl_describe(reg[i], desc, sizeof(desc)) > 0 && strlen(desc) >= strlen(want) &&

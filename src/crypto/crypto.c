@@ -14,6 +14,10 @@ _Static_assert(crypto_aead_xchacha20poly1305_ietf_ABYTES == CRYPT_TAG_BYTES, "ta
 _Static_assert(crypto_aead_aes256gcm_ABYTES == CRYPT_TAG_BYTES, "tag size");
 _Static_assert(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES == 24, "nonce size");
 _Static_assert(crypto_pwhash_SALTBYTES == CRYPT_PWHASH_SALT_BYTES, "salt size");
+_Static_assert(crypto_sign_SEEDBYTES == CRYPT_SIGN_SEED_BYTES, "seed size");
+_Static_assert(crypto_sign_SECRETKEYBYTES == CRYPT_SIGN_SECRET_KEY_BYTES, "signing key size");
+_Static_assert(crypto_sign_PUBLICKEYBYTES == CRYPT_SIGN_PUBLIC_KEY_BYTES, "public key size");
+_Static_assert(crypto_sign_BYTES == CRYPT_SIGN_BYTES, "signature size");
 
 int crypt_init(void) {
         static int done = 0;
@@ -236,4 +240,61 @@ void crypt_hash_update(CryptHashState *st, const void *data, size_t size) {
 
 void crypt_hash_final(CryptHashState *st, uint8_t ret[CRYPT_HASH_BYTES]) {
         crypto_generichash_final((crypto_generichash_state *) st->opaque, ret, CRYPT_HASH_BYTES);
+}
+
+int crypt_sign_keypair(Secret **ret_secret, uint8_t ret_public[CRYPT_SIGN_PUBLIC_KEY_BYTES]) {
+        _cleanup_secret_ Secret *seed = NULL;
+        int r;
+
+        r = crypt_init();
+        if (r < 0)
+                return r;
+        r = secret_new(CRYPT_SIGN_SEED_BYTES, &seed);
+        if (r < 0)
+                return r;
+        randombytes_buf(seed->data, seed->size);
+        r = crypt_sign_seed_keypair(seed, NULL, ret_public);
+        if (r < 0)
+                return r;
+        *ret_secret = TAKE_PTR(seed);
+        return 0;
+}
+
+int crypt_sign_seed_keypair(const Secret *seed, Secret **ret_secret,
+                             uint8_t ret_public[CRYPT_SIGN_PUBLIC_KEY_BYTES]) {
+        _cleanup_secret_ Secret *sk = NULL;
+        uint8_t pk[CRYPT_SIGN_PUBLIC_KEY_BYTES];
+        int r;
+
+        if (!seed || seed->size != CRYPT_SIGN_SEED_BYTES)
+                return -EINVAL;
+        r = crypt_init();
+        if (r < 0)
+                return r;
+        r = secret_new(CRYPT_SIGN_SECRET_KEY_BYTES, &sk);
+        if (r < 0)
+                return r;
+        if (crypto_sign_seed_keypair(pk, sk->data, seed->data) != 0)
+                return -EIO;
+        memcpy(ret_public, pk, sizeof(pk));
+        if (ret_secret)
+                *ret_secret = TAKE_PTR(sk);
+        return 0;
+}
+
+int crypt_sign_detached(const Secret *secret, const void *m, size_t m_size, uint8_t ret_sig[CRYPT_SIGN_BYTES]) {
+        if (!secret || secret->size != CRYPT_SIGN_SECRET_KEY_BYTES || (!m && m_size > 0))
+                return -EINVAL;
+        if (crypto_sign_detached(ret_sig, NULL, m, m_size, secret->data) != 0)
+                return -EIO;
+        return 0;
+}
+
+int crypt_sign_verify(const uint8_t public[CRYPT_SIGN_PUBLIC_KEY_BYTES], const void *m, size_t m_size,
+                       const uint8_t sig[CRYPT_SIGN_BYTES]) {
+        if (!public || !sig || (!m && m_size > 0))
+                return -EINVAL;
+        if (crypt_init() < 0)
+                return -EIO;
+        return crypto_sign_verify_detached(sig, m, m_size, public) == 0 ? 0 : -EBADMSG;
 }

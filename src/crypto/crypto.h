@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The crypto core: AEAD, key generation, key wrapping, subkey derivation. Pure: no I/O, no logging. */
+/* The crypto core: AEAD, key generation, key wrapping, subkey derivation, signatures. Pure: no I/O, no logging. */
 #pragma once
 
 #include <stddef.h>
@@ -74,3 +74,22 @@ typedef struct CryptHashState {
 void crypt_hash_init(CryptHashState *st);
 void crypt_hash_update(CryptHashState *st, const void *data, size_t size);
 void crypt_hash_final(CryptHashState *st, uint8_t ret[CRYPT_HASH_BYTES]);
+
+/* Ed25519 signatures (RFC 8032), for the audit log's checkpoints. The secret key is the 32-byte
+ * seed; the signing form (seed || public key, 64 bytes) only ever exists in a Secret. */
+#define CRYPT_SIGN_SEED_BYTES 32U
+#define CRYPT_SIGN_SECRET_KEY_BYTES 64U
+#define CRYPT_SIGN_PUBLIC_KEY_BYTES 32U
+#define CRYPT_SIGN_BYTES 64U
+
+/* A fresh key pair: *ret_secret holds the seed (CRYPT_SIGN_SEED_BYTES), the form to store. */
+int crypt_sign_keypair(Secret **ret_secret, uint8_t ret_public[CRYPT_SIGN_PUBLIC_KEY_BYTES]) _warn_unused_result_;
+/* The signing key (CRYPT_SIGN_SECRET_KEY_BYTES) and public key of a stored seed; ret_secret may be NULL. */
+int crypt_sign_seed_keypair(const Secret *seed, Secret **ret_secret,
+                             uint8_t ret_public[CRYPT_SIGN_PUBLIC_KEY_BYTES]) _warn_unused_result_;
+/* secret is the signing key from crypt_sign_seed_keypair(). */
+int crypt_sign_detached(const Secret *secret, const void *m, size_t m_size,
+                         uint8_t ret_sig[CRYPT_SIGN_BYTES]) _warn_unused_result_;
+/* 0 if sig is a valid signature of m by public; -EBADMSG otherwise. */
+int crypt_sign_verify(const uint8_t public[CRYPT_SIGN_PUBLIC_KEY_BYTES], const void *m, size_t m_size,
+                       const uint8_t sig[CRYPT_SIGN_BYTES]) _warn_unused_result_;

@@ -62,7 +62,8 @@ static const char *what_to_do(int r, const Context *c) {
         case EACCES:
                 return "run this as a service account whose groups include the key group's gid";
         case EKEYREVOKED:
-                return "data under a retired generation cannot be recovered; restore it from its source";
+                return "request access again if it was revoked; data under a retired generation must be restored "
+                       "from its source";
         case EKEYEXPIRED:
                 return "request access to the key group again";
         case EBADMSG:

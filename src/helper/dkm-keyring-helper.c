@@ -2,6 +2,8 @@
 /* dkm-keyring-helper: loads, retires, unloads and reports key groups in kernel keyrings, with minimal privilege. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -189,6 +192,130 @@ static int verb_status(int argc, char **argv) {
                 printf("serial-file %d\n", (int) s->serial_file);
         else
                 printf("serial-file missing\n");
+        for (size_t i = 0; i < s->n_grants; i++) {
+                const KeyringGrant *g = &s->grants[i];
+                int64_t left = g->expires - (int64_t) time(NULL);
+
+                printf("grant %u keyring %d %s expires-in %lld keys %zu\n", (unsigned) g->uid, (int) g->ring,
+                       keyring_grant_state_to_string(g->state),
+                       g->state == KEYRING_GRANT_LIVE ? (long long) (left > 0 ? left : 0) : 0LL, g->n_keys);
+        }
+        return 0;
+}
+
+/* "--NAME=DECIMAL" into a u32 (no sign, no leading zero); false if arg is not that option. */
+static bool option_u32(const char *arg, const char *name, uint32_t *ret, bool *ret_bad) {
+        size_t n = strlen(name);
+
+        if (strncmp(arg, name, n) != 0 || arg[n] != '=')
+                return false;
+        *ret_bad = keyring_parse_u32(arg + n + 1, strlen(arg + n + 1), ret) < 0;
+        return true;
+}
+
+/* The uid/seconds options of grant and revoke-grant; the remaining arguments are left in
+ * *ret_rest. */
+static int grant_options(int argc, char **argv, bool want_seconds, uid_t *ret_uid, unsigned *ret_seconds,
+                         int *ret_rest) {
+        uint32_t uid = 0, seconds = 0;
+        bool have_uid = false, have_seconds = false, bad = false;
+        int i;
+
+        for (i = 1; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+                if (option_u32(argv[i], "--uid", &uid, &bad) && !bad && !have_uid)
+                        have_uid = true;
+                else if (want_seconds && option_u32(argv[i], "--seconds", &seconds, &bad) && !bad && !have_seconds)
+                        have_seconds = true;
+                else
+                        return error_exit(KEYRING_HELPER_EXIT_USAGE, "%s: bad or repeated option %s", argv[0], argv[i]);
+        }
+        if (!have_uid || (want_seconds && !have_seconds))
+                return error_exit(KEYRING_HELPER_EXIT_USAGE, "%s needs --uid=UID%s", argv[0],
+                                  want_seconds ? " and --seconds=N" : "");
+        if (uid == 0 || uid == UINT32_MAX)
+                return error_exit(KEYRING_HELPER_EXIT_USAGE, "%s: uid %u cannot be granted access", argv[0],
+                                  (unsigned) uid);
+        if (want_seconds && (seconds == 0 || seconds > KEYRING_GRANT_SECONDS_MAX))
+                return error_exit(KEYRING_HELPER_EXIT_USAGE, "%s: --seconds must be 1 to %u", argv[0],
+                                  KEYRING_GRANT_SECONDS_MAX);
+        *ret_uid = (uid_t) uid;
+        *ret_seconds = seconds;
+        *ret_rest = i;
+        return 0;
+}
+
+/* A grant is for a person outside the key group: one whose account exists and whose groups do
+ * not include the key group's gid (members read the group keyring itself). */
+static int grantee_check(uid_t uid, gid_t gid) {
+        struct passwd *pw;
+        gid_t groups[256];
+        int n = (int) ELEMENTSOF(groups);
+
+        errno = 0;
+        pw = getpwuid(uid);
+        if (!pw)
+                return error_exit(KEYRING_HELPER_EXIT_USAGE, "grant: uid %u has no account (%s)", (unsigned) uid,
+                                  errno != 0 ? strerror(errno) : "no passwd entry");
+        if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
+                return error_exit(KEYRING_HELPER_EXIT_USAGE, "grant: uid %u is in too many groups to check",
+                                  (unsigned) uid);
+        for (int i = 0; i < n; i++)
+                if (groups[i] == gid)
+                        return error_exit(KEYRING_HELPER_EXIT_USAGE,
+                                          "grant: uid %u is a member of gid %u, the key group's: members need no grant",
+                                          (unsigned) uid, (unsigned) gid);
+        return 0;
+}
+
+static int verb_grant(int argc, char **argv) {
+        _cleanup_keyring_manifest_ KeyringManifest *m = NULL;
+        _cleanup_keyring_ Keyring *k = NULL;
+        unsigned seconds;
+        KeySerial ring;
+        uid_t uid;
+        int r, rest;
+
+        r = grant_options(argc, argv, true, &uid, &seconds, &rest);
+        if (r != 0)
+                return r;
+        if (rest != argc)
+                return error_exit(KEYRING_HELPER_EXIT_USAGE, "usage: %s grant --uid=UID --seconds=N < MANIFEST",
+                                  program);
+        r = read_manifest(&m);
+        if (r != 0)
+                return r;
+        r = grantee_check(uid, m->gid);
+        if (r != 0)
+                return r;
+        r = open_keyring(&k);
+        if (r != 0)
+                return r;
+        r = keyring_grant_create(k, m, uid, seconds, &ring);
+        if (r < 0)
+                return keyring_exit(k, r, "grant");
+        printf("keyring %d\nexpires-in %u\n", (int) ring, seconds);
+        return 0;
+}
+
+static int verb_revoke_grant(int argc, char **argv) {
+        _cleanup_keyring_ Keyring *k = NULL;
+        unsigned seconds;
+        uid_t uid;
+        int r, rest;
+
+        r = grant_options(argc, argv, false, &uid, &seconds, &rest);
+        if (r != 0)
+                return r;
+        if (rest != argc - 1)
+                return error_exit(KEYRING_HELPER_EXIT_USAGE, "usage: %s revoke-grant --uid=UID GROUP", program);
+        if (!keyring_group_name_is_valid(argv[rest]))
+                return error_exit(KEYRING_HELPER_EXIT_USAGE, "invalid group name (want [a-z0-9][a-z0-9_.-]{0,63})");
+        r = open_keyring(&k);
+        if (r != 0)
+                return r;
+        r = keyring_grant_revoke(k, argv[rest], uid);
+        if (r < 0)
+                return keyring_exit(k, r, "revoke-grant");
         return 0;
 }
 
@@ -207,13 +334,18 @@ typedef struct Verb {
  * CAP_SETUID lets a forked child take a member's real uid (setreuid) and so reach its user
  * keyring. Retire needs none: the owner (uid 0) may search and so invalidate. request-key
  * adds one key to a group keyring already linked for its members, so it needs CAP_SETGID only
- * (the store it reads is root's own: no CAP_DAC_OVERRIDE). */
+ * (the store it reads is root's own: no CAP_DAC_OVERRIDE). grant gives keys to another uid
+ * (keyctl_chown of the owner is CAP_SYS_ADMIN's alone; no key permission can allow it) and
+ * links them into that uid's user keyring (CAP_SETUID); revoke-grant needs none: grant keys
+ * keep gid 0, whose setattr bit lets the helper revoke them. */
 static const Verb verbs[] = {
         { "load", 0, "< MANIFEST", { CAP_SETUID, CAP_SETGID }, 2, verb_load },
         { "unload", 1, "GROUP", { CAP_SETUID }, 1, verb_unload },
         { "retire", 2, "GROUP GENERATION", { 0 }, 0, verb_retire },
         { "status", 1, "GROUP", { CAP_SETUID }, 1, verb_status },
         { "request-key", -1, HELPER_REQUEST_KEY_ARGS, { CAP_SETGID }, 1, helper_verb_request_key },
+        { "grant", -1, "--uid=UID --seconds=N < MANIFEST", { CAP_SYS_ADMIN, CAP_SETUID }, 2, verb_grant },
+        { "revoke-grant", -1, "--uid=UID GROUP", { 0 }, 0, verb_revoke_grant },
 };
 
 static bool verb_needs(const Verb *v, cap_value_t c) {
@@ -240,7 +372,9 @@ static int harden(const Verb *v) {
 
                 if (cap_get_flag(caps, v->caps[i], CAP_PERMITTED, &have) < 0 || have != CAP_SET) {
                         r = error_exit(KEYRING_HELPER_EXIT_PRIVILEGE, "%s needs capability %s", v->name,
-                                       v->caps[i] == CAP_SETUID ? "CAP_SETUID" : "CAP_SETGID");
+                                       v->caps[i] == CAP_SETUID      ? "CAP_SETUID"
+                                       : v->caps[i] == CAP_SYS_ADMIN ? "CAP_SYS_ADMIN"
+                                                                     : "CAP_SETGID");
                         goto out;
                 }
         }

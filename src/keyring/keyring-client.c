@@ -34,11 +34,50 @@ const char *keyring_client_runtime_dir(void) {
         return KEYRING_RUNTIME_DIR_DEFAULT;
 }
 
-/* Accept serial only if the kernel describes it as a key of type, owned by uid 0, with exactly
- * desc: the caller's own uid can create look-alikes in its own keyrings, root's are ours. */
+/* Is a "type;uid;gid;perm;description" line (NUL-terminated) one of ours, of that type (and, if
+ * desc is not NULL, that description)? Owned by uid 0: made by the helper (the caller's own uid
+ * can create look-alikes in its own keyrings, root's are ours). Or a break-glass grant's
+ * (KEYRING_PERM_GRANT_*): owned by the caller's uid, but with gid 0 and exactly the grant mask,
+ * which a process without gid 0 cannot give a key it makes. */
+static bool describe_is_ours(const char *buf, const char *type, const char *desc) {
+        unsigned long uid, gid, perm;
+        const char *fields[5];
+        const char *p = buf;
+        char *end;
+        size_t tlen = strlen(type);
+
+        for (int i = 0; i < 5; i++) {
+                fields[i] = p;
+                if (i < 4) {
+                        p = strchr(p, ';');
+                        if (!p)
+                                return false;
+                        p++;
+                }
+        }
+        if (strncmp(fields[0], type, tlen) != 0 || fields[0][tlen] != ';')
+                return false;
+        if (desc && strcmp(fields[4], desc) != 0)
+                return false;
+        errno = 0;
+        uid = strtoul(fields[1], &end, 10);
+        if (errno != 0 || *end != ';')
+                return false;
+        if (uid == 0)
+                return true;
+        gid = strtoul(fields[2], &end, 10);
+        if (errno != 0 || *end != ';')
+                return false;
+        perm = strtoul(fields[3], &end, 16);
+        if (errno != 0 || *end != ';')
+                return false;
+        return uid == (unsigned long) geteuid() && gid == 0 &&
+               perm == (strcmp(type, "keyring") == 0 ? KEYRING_PERM_GRANT_RING : KEYRING_PERM_GRANT_KEY);
+}
+
+/* Accept serial only if the kernel describes it as a key of ours of type with exactly desc. */
 static int check_ours(KeySerial serial, const char *type, const char *desc) {
-        char buf[256], want[KEYRING_DESC_MAX + 32];
-        const char *p;
+        char buf[256];
         long n;
 
         n = KC(keyctl_describe(serial, buf, sizeof(buf)));
@@ -47,18 +86,7 @@ static int check_ours(KeySerial serial, const char *type, const char *desc) {
         if ((size_t) n > sizeof(buf))
                 return -ENOKEY; /* ours are short */
         buf[sizeof(buf) - 1] = 0;
-        /* "type;uid;gid;perm;description" */
-        snprintf(want, sizeof(want), "%s;0;", type);
-        if (strncmp(buf, want, strlen(want)) != 0)
-                return -ENOKEY;
-        p = buf;
-        for (int i = 0; i < 4; i++) {
-                p = strchr(p, ';');
-                if (!p)
-                        return -ENOKEY;
-                p++;
-        }
-        return strcmp(p, desc) == 0 ? 0 : -ENOKEY;
+        return describe_is_ours(buf, type, desc) ? 0 : -ENOKEY;
 }
 
 /* The runtime directory is trusted only as the helper leaves it: root's, writable by root only. */
@@ -128,6 +156,12 @@ int keyring_client_find_group(const char *runtime_dir, const char *group, KeySer
                 }
         }
 
+        /* A dead keyring of that name in our own user keyring: the helper links one into a
+         * non-member's only for a break-glass grant, so its timeout ran out (or it was revoked),
+         * and that is the answer the caller needs, not the gid it lacks. (A member's group
+         * keyring is unlinked from its user keyring before it is invalidated.) */
+        if (r_user == -EKEYEXPIRED || r_user == -EKEYREVOKED)
+                return r_user;
         /* Refused either way: the caller lacks the gid, which is the answer it needs. */
         if (r_user == -EACCES || r_file == -EACCES)
                 return -EACCES;
@@ -286,9 +320,11 @@ static int list_user_keyring(char ***l, size_t *n) {
                 char buf[256], *name;
                 long d = KC(keyctl_describe(list[i], buf, sizeof(buf)));
 
-                if (d < 0 || (size_t) d > sizeof(buf) || strncmp(buf, "keyring;0;", 10) != 0)
+                if (d < 0 || (size_t) d > sizeof(buf))
                         continue;
                 buf[sizeof(buf) - 1] = 0;
+                if (!describe_is_ours(buf, "keyring", NULL))
+                        continue;
                 name = strrchr(buf, ';');
                 if (!name || strncmp(name + 1, KEYRING_DESC_PREFIX, strlen(KEYRING_DESC_PREFIX)) != 0)
                         continue;

@@ -31,7 +31,11 @@ const char *keyring_client_runtime_dir(void);
 /* The keyring dkm:<group>: first the caller's user keyring (searched recursively, so it works
  * under systemd's KeyringMode=private), then the serial in <runtime_dir>/<group>.keyring for
  * services without a user keyring link (DynamicUser). Only a keyring owned by root with
- * exactly that description is accepted: a look-alike the caller's own uid made is ignored. */
+ * exactly that description is accepted: a look-alike the caller's own uid made is ignored.
+ * A break-glass grant's keyring (docs/KEYRING.md, "Grants") is the exception: owned by the
+ * caller's uid, but with gid 0 and exactly KEYRING_PERM_GRANT_RING, as are its keys. When the
+ * caller's user keyring holds a dead one, its error wins: -EKEYEXPIRED (the grant's timeout ran
+ * out) or -EKEYREVOKED (the grant was revoked). */
 int keyring_client_find_group(const char *runtime_dir, const char *group, KeySerial *ret_ring) _warn_unused_result_;
 
 /* The pointer key dkm:<group>:active in ring, read and unpacked. */
@@ -41,7 +45,7 @@ int keyring_client_find_pointer(KeySerial ring, const char *group, KeySerial *re
 int keyring_client_read_pointer(KeySerial serial, KeyringPointer *ret) _warn_unused_result_;
 
 /* The generation key dkm:<id-hex>:<generation>, searched for in ring (recursively). Only a
- * root-owned "user" key is accepted. */
+ * root-owned "user" key (or a grant's, as above) is accepted. */
 int keyring_client_find_generation(KeySerial ring, const uint8_t id[KEYRING_GROUP_ID_BYTES], uint32_t generation,
                                    KeySerial *ret_key) _warn_unused_result_;
 

@@ -7,6 +7,15 @@
 
 #include "keyring.h"
 
+struct Keyring {
+        char *runtime_dir;
+        int runtime_fd;
+        KeySerial staging; /* private: only this thread possesses it */
+        KeySerial registry;
+        KeyringFailure failure;
+        char error[320];
+};
+
 /* Open dir (create it 0755 if missing); refuse anything but a root-owned directory that
  * group and other cannot write, since readers trust the serials published in it. */
 int keyring_runtime_open(const char *path, int *ret_fd) _warn_unused_result_;
@@ -33,3 +42,18 @@ int keyring_runtime_bump_epoch(int dirfd, const char *name, gid_t gid) _warn_unu
  * CAP_CHOWN. -EPERM if the switch did not take. */
 int keyring_fsgid_enter(gid_t gid, gid_t *ret_old) _warn_unused_result_;
 void keyring_fsgid_leave(gid_t old);
+
+/* keyring.c's kernel helpers, for keyring-grant.c (both are the keyutils side). keyring_fail
+ * records a failure like every call here does (the errno text is appended for the kernel,
+ * runtime and user-link kinds) and returns r (or -EINVAL). */
+int keyring_fail(Keyring *k, KeyringFailure failure, int r, const char *message);
+int keyring_kr_describe(KeySerial serial, KeyringKeyInfo *ret) _warn_unused_result_;
+/* The serials a keyring links (malloc'd). */
+int keyring_kr_list(KeySerial ring, KeySerial **ret, size_t *ret_n) _warn_unused_result_;
+/* Link ring into uid's user keyring, from a forked child with that real uid. */
+int keyring_user_link(uid_t uid, KeySerial ring) _warn_unused_result_;
+
+/* keyring-grant.c, for keyring.c: revoke every grant's copy of generation (retire), or every
+ * grant of the group and its runtime file (unload). 0 when there was nothing to do. */
+int keyring_grants_retire_generation(Keyring *k, const char *group, uint32_t generation) _warn_unused_result_;
+int keyring_grants_remove_all(Keyring *k, const char *group) _warn_unused_result_;

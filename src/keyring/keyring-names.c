@@ -193,6 +193,10 @@ int keyring_epoch_file_name(const char *group, char ret[KEYRING_FILE_NAME_MAX]) 
         return file_name(group, KEYRING_EPOCH_FILE_SUFFIX, ret);
 }
 
+int keyring_grants_file_name(const char *group, char ret[KEYRING_FILE_NAME_MAX]) {
+        return file_name(group, KEYRING_GRANTS_FILE_SUFFIX, ret);
+}
+
 int keyring_serial_parse(const char *s, size_t size, int32_t *ret) {
         uint32_t v;
         int r;

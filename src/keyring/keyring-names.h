@@ -51,6 +51,25 @@
 
 #define KEYRING_KEY_BYTES CRYPT_KEY_BYTES
 
+/* Break-glass grants (docs/KEYRING.md, "Grants"): a keyring "dkm:<group>" holding copies of
+ * the group's pointer and generation keys, linked into one person's user keyring only. Every
+ * key and the keyring are owned by that person's uid (the owner byte is the only one that can
+ * name one uid without a Unix group) and by gid 0 (the helper's group, through which it keeps
+ * the right to revoke them), and all carry the grant's kernel timeout.
+ * Keys: possessor view; owner (the grantee) view|read|search, no write, link or setattr (it
+ * cannot extend the timeout, change the mask, or link the key anywhere); group (gid 0)
+ * view|setattr (revoke; no search, so not even a gid-0 process comes to possess them); other
+ * nothing. Keyring: the same, but gid 0 may also read (list) it. A process can only make a key
+ * with gid 0 if it runs with gid 0, so the client trusts a key owned by its own uid only with
+ * gid 0 and exactly these masks. */
+#define KEYRING_PERM_GRANT_KEY  0x010b2100U
+#define KEYRING_PERM_GRANT_RING 0x010b2300U
+/* The grant keyring while the helper links it into the grantee's user keyring: gid 0 may link. */
+#define KEYRING_PERM_GRANT_RING_PLACING 0x010b3300U
+/* Longest grant the helper makes: a break-glass grant is meant to be short. */
+#define KEYRING_GRANT_SECONDS_MAX (31U * 24U * 3600U)
+
+
 /* Active pointer payload (big-endian, fixed size):
  *   0 version (1) | 1 algorithm (CryptAlg) | 2..3 reserved (0) | 4..19 group id |
  *   20..23 active generation | 24..27 pending generation (0 = none) */
@@ -78,6 +97,12 @@ typedef struct KeyringPointer {
  * without making a system call (docs/LIBDKM.md). */
 #define KEYRING_EPOCH_FILE_SUFFIX ".epoch"
 #define KEYRING_EPOCH_BYTES       8U
+
+/* <dir>/<group>.grants (0600 root:root): one "<uid> <keyring serial> <expiry, wall-clock
+ * seconds>\n" line per grant keyring the helper made, ascending by uid then serial, so that
+ * revoke-grant, retire, unload and status find them (they live in the grantees' user keyrings,
+ * which nothing else lists). */
+#define KEYRING_GRANTS_FILE_SUFFIX ".grants"
 
 /* [a-z0-9][a-z0-9_.-]{0,63}: the store's rule, repeated here so the keyring layer does not
  * depend on the store. */
@@ -109,5 +134,6 @@ const char *keyring_runtime_dir(void);
 int keyring_serial_file_name(const char *group, char ret[KEYRING_FILE_NAME_MAX]) _warn_unused_result_;
 int keyring_uids_file_name(const char *group, char ret[KEYRING_FILE_NAME_MAX]) _warn_unused_result_;
 int keyring_epoch_file_name(const char *group, char ret[KEYRING_FILE_NAME_MAX]) _warn_unused_result_;
+int keyring_grants_file_name(const char *group, char ret[KEYRING_FILE_NAME_MAX]) _warn_unused_result_;
 /* The serial file's content: a positive decimal serial and one newline. */
 int keyring_serial_parse(const char *s, size_t size, int32_t *ret) _warn_unused_result_;

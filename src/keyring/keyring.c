@@ -16,15 +16,6 @@
 #include "keyring-internal.h"
 #include "keyring.h"
 
-struct Keyring {
-        char *runtime_dir;
-        int runtime_fd;
-        KeySerial staging; /* private: only this thread possesses it */
-        KeySerial registry;
-        KeyringFailure failure;
-        char error[320];
-};
-
 /* What a group keyring holds, as found by scanning it. */
 typedef enum EntryKind {
         ENTRY_GENERATION,
@@ -755,6 +746,11 @@ int keyring_group_unload(Keyring *k, const char *group) {
                 /* Not fatal: the keys are gone already, and clients validate every second. */
         }
 
+        /* Grants of the group end with it. */
+        r = keyring_grants_remove_all(k, group);
+        if (r < 0)
+                return r;
+
         /* The serial file first: a reader must not find a serial for a group being removed. */
         r = unlink_durable(k->runtime_fd, serial_name);
         if (r >= 0)
@@ -795,13 +791,20 @@ int keyring_generation_retire(Keyring *k, const char *group, uint32_t generation
                 if (entries[i].kind == ENTRY_GENERATION && entries[i].info.generation == generation &&
                     (!pointer_ok || memcmp(entries[i].group_id, p.group_id, KEYRING_GROUP_ID_BYTES) == 0))
                         found = true;
-        if (!found)
-                return fail(k, KEYRING_FAILURE_NO_GENERATION, -ENOKEY, "group %s has no generation %u loaded", group,
-                            (unsigned) generation);
-        if (pointer_ok && p.active == generation)
+        if (pointer_ok && p.active == generation && found)
                 return fail(k, KEYRING_FAILURE_BUSY, -EBUSY,
                             "generation %u is the active generation of group %s; roll over first",
                             (unsigned) generation, group);
+        /* A retired key is gone for everyone, grantees included, even when it is not in the
+         * group keyring (an archived generation a grant copied). */
+        if (!(pointer_ok && p.active == generation)) {
+                r = keyring_grants_retire_generation(k, group, generation);
+                if (r < 0)
+                        return r;
+        }
+        if (!found)
+                return fail(k, KEYRING_FAILURE_NO_GENERATION, -ENOKEY, "group %s has no generation %u loaded", group,
+                            (unsigned) generation);
 
         if (pointer_ok && p.pending == generation) {
                 uint8_t payload[KEYRING_POINTER_BYTES];
@@ -833,6 +836,7 @@ KeyringStatus *keyring_status_free(KeyringStatus *s) {
                 return NULL;
         free(s->generations);
         free(s->members);
+        free(s->grants);
         free(s);
         return NULL;
 }
@@ -896,6 +900,9 @@ int keyring_group_status(Keyring *k, const char *group, KeyringStatus **ret) {
         }
         if (keyring_runtime_read_serial(k->runtime_fd, serial_name, &s->serial_file) < 0)
                 s->serial_file = 0;
+        r = keyring_grant_list(k, group, &s->grants, &s->n_grants);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -1004,4 +1011,20 @@ int keyring_generation_load_timed(Keyring *k, const char *group, const uint8_t g
         if (ret_key)
                 *ret_key = (KeySerial) s;
         return 1;
+}
+
+int keyring_fail(Keyring *k, KeyringFailure failure, int r, const char *message) {
+        return fail(k, failure, r, "%s", message);
+}
+
+int keyring_kr_describe(KeySerial serial, KeyringKeyInfo *ret) {
+        return kr_describe(serial, ret);
+}
+
+int keyring_kr_list(KeySerial ring, KeySerial **ret, size_t *ret_n) {
+        return kr_list(ring, ret, ret_n);
+}
+
+int keyring_user_link(uid_t uid, KeySerial ring) {
+        return user_op(uid, ring, USER_LINK);
 }

@@ -107,9 +107,46 @@ typedef struct KeyringStatus {
         KeyringMemberLink *members;
         size_t n_members;
         KeySerial serial_file; /* content of <group>.keyring; 0 if missing or unreadable */
+        struct KeyringGrant *grants; /* from <group>.grants, ascending by uid */
+        size_t n_grants;
 } KeyringStatus;
 
 int keyring_group_status(Keyring *k, const char *group, KeyringStatus **ret) _warn_unused_result_;
 KeyringStatus *keyring_status_free(KeyringStatus *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(KeyringStatus *, keyring_status_free);
 #define _cleanup_keyring_status_ _cleanup_(keyring_status_freep)
+
+/* Break-glass grants (docs/KEYRING.md, "Grants"). keyring_grant_create makes, for uid alone, a
+ * keyring "dkm:<group>" holding copies of the manifest's pointer and generation keys, owned by
+ * uid and gid 0 with KEYRING_PERM_GRANT_*, every one with a kernel timeout of seconds (so access
+ * ends even if nothing else runs), built in the staging keyring and then linked into uid's user
+ * keyring, where libdkm finds it as it finds a group keyring. A grant of the same group to the
+ * same uid is replaced (the new keyring displaces the old one, which is then revoked). Refused
+ * (KEYRING_FAILURE_INVALID): uid 0, a uid listed as a member in the manifest or linked to the
+ * group keyring, seconds 0 or above KEYRING_GRANT_SECONDS_MAX. Needs CAP_SYS_ADMIN (keyctl_chown
+ * to another uid), CAP_SETUID (the link), and gid 0.
+ * keyring_grant_revoke: revoke (keyctl_revoke) every key and keyring of uid's grants of group at
+ * once: reads then fail with EKEYREVOKED. KEYRING_FAILURE_NOT_LOADED (-ENOENT) if there is no
+ * live grant. Needs gid 0 only. */
+typedef enum KeyringGrantState {
+        KEYRING_GRANT_LIVE,
+        KEYRING_GRANT_EXPIRED,
+        KEYRING_GRANT_REVOKED,
+        KEYRING_GRANT_GONE, /* collected, or not a grant keyring any more */
+} KeyringGrantState;
+
+typedef struct KeyringGrant {
+        uid_t uid;
+        KeySerial ring;
+        int64_t expires; /* wall-clock seconds (CLOCK_REALTIME) */
+        KeyringGrantState state;
+        size_t n_keys; /* live only */
+} KeyringGrant;
+
+const char *keyring_grant_state_to_string(KeyringGrantState s);
+
+int keyring_grant_create(Keyring *k, const KeyringManifest *m, uid_t uid, unsigned seconds,
+                         KeySerial *ret_ring) _warn_unused_result_;
+int keyring_grant_revoke(Keyring *k, const char *group, uid_t uid) _warn_unused_result_;
+/* Grants recorded for group, live or not (malloc'd array). Needs no capability. */
+int keyring_grant_list(Keyring *k, const char *group, KeyringGrant **ret, size_t *ret_n) _warn_unused_result_;

@@ -50,6 +50,7 @@ static struct {
         uint64_t scanned_msec;
         struct timespec scanned_stamp; /* the runtime directory's mtime then */
         bool scan_denied; /* that scan met a group the process may not read */
+        int scan_dead;    /* or a break-glass grant that expired or was revoked (-EKEY*) */
         CacheStats stats;
 } cache;
 
@@ -185,7 +186,7 @@ static int scan_for_id(const uint8_t id[KEYRING_GROUP_ID_BYTES], uint64_t now, C
         struct timespec stamp;
         CacheGroup *g;
         bool denied = false;
-        int r;
+        int r, dead = 0;
 
         keyring_client_runtime_stamp(dir, &stamp);
         if (!cache.scanned || now - cache.scanned_msec >= CACHE_TTL_MSEC ||
@@ -202,17 +203,24 @@ static int scan_for_id(const uint8_t id[KEYRING_GROUP_ID_BYTES], uint64_t now, C
                                 return r;
                         if (r == -EACCES)
                                 denied = true;
+                        if (r == -EKEYEXPIRED || r == -EKEYREVOKED)
+                                dead = r;
                 }
                 cache.scanned = true;
                 cache.scanned_msec = now;
                 cache.scanned_stamp = stamp;
                 cache.scan_denied = denied;
+                cache.scan_dead = dead;
         }
         g = group_find(NULL, id);
-        if (!g)
-                /* The group may be one of those we may not read: that is the likelier story,
-                 * and the one that tells the caller what to do. */
+        if (!g) {
+                /* A grant of ours that ended is the likeliest story for a non-member (the
+                 * keyring's dead, so its group id cannot be checked); then a group we may not
+                 * read: the answers that tell the caller what to do. */
+                if (cache.scan_dead < 0)
+                        return cache.scan_dead;
                 return cache.scan_denied ? -EACCES : -ENOKEY;
+        }
         *ret = g;
         return 0;
 }

@@ -12,7 +12,7 @@
  *
  *   -ENOKEY           no such key group or generation is visible to this process
  *   -EACCES           the process is not a member of the key group (lacks its gid)
- *   -EKEYREVOKED      the generation was retired (or the key revoked): data under it is lost
+ *   -EKEYREVOKED      the generation was retired, or access revoked (a break-glass grant)
  *   -EKEYEXPIRED      time-limited access (break-glass, on-demand) to the key has expired
  *   -EBADMSG          authentication failed: corrupted, tampered, wrong associated data
  *   -ENOMSG           the input is not a dkm ciphertext

@@ -273,10 +273,10 @@ const char *dkm_strerror(int error) {
         case EACCES:
                 return "not a member of the key group: the process lacks the group's gid";
         case EKEYREVOKED:
-                return "the key generation was retired (or the key revoked): data encrypted under it cannot be "
-                       "decrypted";
+                return "access revoked, or the key generation was retired (data under a retired generation cannot "
+                       "be decrypted)";
         case EKEYEXPIRED:
-                return "time-limited access to the key group has expired";
+                return "access expired: time-limited access to the key group (a break-glass grant) has ended";
         case EBADMSG:
                 return "authentication failed: the ciphertext is corrupted or was tampered with, or the associated "
                        "data differs";
