@@ -132,9 +132,3 @@ void bench_peers(void) {
                             "and costs %.2f D-Bus round trips.",
                             lib_cold, creds.med / lib_cold, lib_cold / bus[0].med);
 }
-
-/* Part 4 (control plane) needs dkmd features still being written: rollover visibility, large
- * loads, start-up with many groups, the cold upcall. Its rows go here. */
-void bench_control_plane(void) {
-        result_section("4. control plane: NOT YET MEASURED (needs dkmd features in progress; see docs/PERFORMANCE.md)");
-}

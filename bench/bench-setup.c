@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* dkm-bench-setup: as root, grows a store fast for the benchmarks (many generations, many groups) and loads it. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,8 +88,8 @@ static int grow_generations(Store *s, const char *name, uint32_t n) {
         return write_file_atomic(s->groups_fd, fn, text, size, 0600);
 }
 
-/* Groups PREFIX-0 .. PREFIX-(n-1) for gid, each created if missing and loaded. */
-static int make_groups(Store *s, const char *prefix, unsigned n, gid_t gid) {
+/* Groups PREFIX-0 .. PREFIX-(n-1) for gid, each created if missing and, if load, loaded. */
+static int make_groups(Store *s, const char *prefix, unsigned n, gid_t gid, bool load) {
         for (unsigned i = 0; i < n; i++) {
                 _cleanup_store_group_ StoreGroup *g = NULL;
                 char name[STORE_GROUP_NAME_MAX + 1];
@@ -100,6 +101,8 @@ static int make_groups(Store *s, const char *prefix, unsigned n, gid_t gid) {
                         r = store_group_create(s, name, gid, CRYPT_ALG_XCHACHA20_POLY1305, NULL, &g);
                 if (r < 0)
                         return r;
+                if (!load)
+                        continue;
                 r = load_group(s, g, 0);
                 if (r < 0)
                         return r;
@@ -126,6 +129,7 @@ static int unload_all(Store *s) {
 static int usage(void) {
         fprintf(stderr, "usage: dkm-bench-setup STATE-DIR generations GROUP N HOT-WINDOW\n"
                         "       dkm-bench-setup STATE-DIR groups PREFIX N GID\n"
+                        "       dkm-bench-setup STATE-DIR create-groups PREFIX N GID   (not loaded)\n"
                         "       dkm-bench-setup STATE-DIR unload-all\n");
         return 2;
 }
@@ -151,9 +155,9 @@ int main(int argc, char *argv[]) {
                         r = store_group_load(s, argv[3], &g);
                 if (r >= 0)
                         r = load_group(s, g, (unsigned) strtoul(argv[5], NULL, 10));
-        } else if (strcmp(argv[2], "groups") == 0 && argc == 6)
+        } else if ((strcmp(argv[2], "groups") == 0 || strcmp(argv[2], "create-groups") == 0) && argc == 6)
                 r = make_groups(s, argv[3], (unsigned) strtoul(argv[4], NULL, 10),
-                                (gid_t) strtoul(argv[5], NULL, 10));
+                                (gid_t) strtoul(argv[5], NULL, 10), strcmp(argv[2], "groups") == 0);
         else if (strcmp(argv[2], "unload-all") == 0 && argc == 3)
                 r = unload_all(s);
         else

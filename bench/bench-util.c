@@ -201,7 +201,7 @@ static struct {
         unsigned n;
         Row rows[ROWS_MAX];
         unsigned n_notes;
-        char notes[32][200];
+        char notes[32][400];
 } *table;
 
 void results_init(void) {

@@ -17,6 +17,12 @@ typedef struct BenchOptions {
         const char *dkm;      /* the dkm CLI */
         const char *store;    /* dkm-store */
         const char *setup;    /* dkm-bench-setup */
+        /* Part 4: a second dkmd's start-up, on a bus and store of its own, for a second account. */
+        const char *dkmd;
+        const char *startup_bus;   /* address of a second private system-type bus */
+        const char *startup_state; /* a second store (initialized, no groups) */
+        gid_t startup_gid;         /* the Unix group of its key groups: another service account's */
+        const char *request_key_conf; /* /etc/request-key.d/dkm-bench-PID.conf: written, then removed */
         bool smoke;           /* seconds: tiny counts, every path still run */
         int cpu;              /* pin single-threaded work here (-1: do not) */
         /* Scaled by --smoke. */
@@ -28,6 +34,12 @@ typedef struct BenchOptions {
         size_t bulk_sizes[2];
         unsigned gens[3];
         unsigned groups[3];
+        unsigned rollovers;        /* part 4: rollovers timed */
+        unsigned load_gens[3];     /* part 4: generations in the store of the loaded group */
+        unsigned loads;            /* part 4: loads timed per size */
+        unsigned startup_groups;   /* part 4: groups in the store at dkmd's start */
+        unsigned startups;         /* part 4: dkmd starts timed per size */
+        unsigned upcalls;          /* part 4: request-key upcalls timed */
 } BenchOptions;
 
 extern BenchOptions opt;

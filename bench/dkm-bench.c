@@ -46,7 +46,8 @@ static void machine(void) {
 
 static void usage(void) {
         fprintf(stderr, "usage: dkm-bench --uid=UID --gid=GID --group=NAME --state-dir=DIR --work-dir=DIR\n"
-                        "                 --dkm=PATH --store=PATH --setup=PATH [--cpu=N] [--smoke]\n"
+                        "                 --dkm=PATH --store=PATH --setup=PATH --dkmd=PATH --startup-bus=ADDRESS\n"
+                        "                 --startup-state=DIR --startup-gid=GID --request-key-conf=PATH [--cpu=N] [--smoke]\n"
                         "Run by scripts/bench.sh, which sets up everything it needs.\n");
         exit(2);
 }
@@ -58,6 +59,9 @@ int main(int argc, char *argv[]) {
                 { "work-dir", required_argument, NULL, 'w' }, { "dkm", required_argument, NULL, 'd' },
                 { "store", required_argument, NULL, 'S' },   { "setup", required_argument, NULL, 'x' },
                 { "cpu", required_argument, NULL, 'c' },     { "smoke", no_argument, NULL, 'k' },
+                { "dkmd", required_argument, NULL, 'D' },    { "startup-bus", required_argument, NULL, 'B' },
+                { "startup-state", required_argument, NULL, 'T' }, { "startup-gid", required_argument, NULL, 'i' },
+                { "request-key-conf", required_argument, NULL, 'R' },
                 {},
         };
         int c;
@@ -75,22 +79,38 @@ int main(int argc, char *argv[]) {
                 case 'x': opt.setup = optarg; break;
                 case 'c': opt.cpu = atoi(optarg); break;
                 case 'k': opt.smoke = true; break;
+                case 'D': opt.dkmd = optarg; break;
+                case 'B': opt.startup_bus = optarg; break;
+                case 'T': opt.startup_state = optarg; break;
+                case 'i': opt.startup_gid = (gid_t) strtoul(optarg, NULL, 10); break;
+                case 'R': opt.request_key_conf = optarg; break;
                 default: usage();
                 }
         if (!opt.uid || !opt.gid || !opt.group || !opt.state_dir || !opt.work_dir || !opt.dkm || !opt.store || !opt.setup ||
+            !opt.dkmd || !opt.startup_bus || !opt.startup_state || !opt.startup_gid || !opt.request_key_conf ||
             optind != argc)
                 usage();
         if (geteuid() != 0)
                 die("run as root (scripts/bench.sh does): children take the service account's credentials");
         check(sodium_init() >= 0);
 
-        if (opt.smoke)
-                opt = (BenchOptions){ .uid = opt.uid, .gid = opt.gid, .group = opt.group, .state_dir = opt.state_dir,
-                                      .work_dir = opt.work_dir, .dkm = opt.dkm, .store = opt.store, .setup = opt.setup,
-                                      .smoke = true, .cpu = opt.cpu, .rounds = 3, .batch = 50, .cold = 3, .procs = 2,
-                                      .thread_ms = 5, .bulk_sizes = { 1U << 20, 2U << 20 }, .gens = { 1, 3, 70 },
-                                      .groups = { 1, 3, 5 } };
-        else {
+        if (opt.smoke) {
+                opt.rounds = 3;
+                opt.batch = 50;
+                opt.cold = 3;
+                opt.procs = 2;
+                opt.thread_ms = 5;
+                opt.bulk_sizes[0] = 1U << 20;
+                opt.bulk_sizes[1] = 2U << 20;
+                opt.gens[0] = 1, opt.gens[1] = 3, opt.gens[2] = 70;
+                opt.groups[0] = 1, opt.groups[1] = 3, opt.groups[2] = 5;
+                opt.rollovers = 3;
+                opt.load_gens[0] = 10, opt.load_gens[1] = 100, opt.load_gens[2] = 200;
+                opt.loads = 2;
+                opt.startup_groups = 5;
+                opt.startups = 1;
+                opt.upcalls = 2;
+        } else {
                 opt.rounds = 31;
                 opt.batch = 2000;
                 opt.cold = 101;
@@ -100,6 +120,12 @@ int main(int argc, char *argv[]) {
                 opt.bulk_sizes[1] = 64U << 20;
                 opt.gens[0] = 1, opt.gens[1] = 100, opt.gens[2] = 10000;
                 opt.groups[0] = 1, opt.groups[1] = 100, opt.groups[2] = 1000;
+                opt.rollovers = 31;
+                opt.load_gens[0] = 10, opt.load_gens[1] = 1000, opt.load_gens[2] = 10000;
+                opt.loads = 11;
+                opt.startup_groups = 1000;
+                opt.startups = 5;
+                opt.upcalls = 21;
         }
 
         results_init();

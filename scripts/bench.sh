@@ -31,22 +31,41 @@ work=$(mktemp -d /tmp/dkm-bench.XXXXXX)
 chmod 0755 "$work"
 tag=dkmb$$
 svc=$tag-svc grp=$tag-keys group=$tag
+# Part 4's dkmd start-up runs a second dkmd on a second bus with a second store, whose groups
+# belong to a second account (its user-private group), so the first account's view is untouched.
+svc2=$tag-st
+rkconf=/etc/request-key.d/dkm-bench-$$.conf
 export DKM_STATE_DIR="$work/state"
 export DKM_KEYRING_HELPER="$build/src/helper/dkm-keyring-helper"
-export DKM_RUNTIME_DIR="$work/run"
+# The runtime directory on tmpfs, as /run is on a systemd host: the helper writes (and fsyncs)
+# three small files per group load there, which on a disk costs as much as the rest of a load.
+rtdir=
+if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
+        rtdir=$(mktemp -d /dev/shm/dkm-bench.XXXXXX)
+        chmod 0755 "$rtdir"
+        export DKM_RUNTIME_DIR="$rtdir/run"
+else
+        export DKM_RUNTIME_DIR="$work/run"
+fi
 export DKM_GROUPS_DIRS="$work/groups.d" # no drop-ins: never the host's
 store="$build/src/tools/dkm-store"
 setup="$build/bench/dkm-bench-setup"
-bus_pid= dkmd_pid= made=
+bus_pid= bus2_pid= dkmd_pid= made= made2=
 
 cleanup() {
         trap - EXIT INT TERM
         [ -n "$dkmd_pid" ] && kill "$dkmd_pid" 2>/dev/null && wait "$dkmd_pid" 2>/dev/null
         [ -n "$bus_pid" ] && kill "$bus_pid" 2>/dev/null && wait "$bus_pid" 2>/dev/null
+        [ -n "$bus2_pid" ] && kill "$bus2_pid" 2>/dev/null && wait "$bus2_pid" 2>/dev/null
+        rm -f "$rkconf"
         [ -n "$made" ] && { "$setup" "$DKM_STATE_DIR" unload-all >/dev/null 2>&1 || true; }
+        [ -n "$made2" ] && { "$setup" "$work/state2" unload-all >/dev/null 2>&1 || true; }
         userdel "$svc" 2>/dev/null || true
+        userdel "$svc2" 2>/dev/null || true
         groupdel "$grp" 2>/dev/null || true
+        groupdel "$svc2" 2>/dev/null || true
         rm -rf "$work"
+        if [ -n "$rtdir" ]; then rm -rf "$rtdir"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -54,23 +73,29 @@ trap 'exit 130' INT TERM
 groupadd --system "$grp"
 useradd --system --no-create-home --shell /usr/sbin/nologin --user-group "$svc"
 usermod -a -G "$grp" "$svc"
+useradd --system --no-create-home --shell /usr/sbin/nologin --user-group "$svc2"
 gid=$(getent group "$grp" | cut -d: -f3)
 uid=$(id -u "$svc")
-mkdir "$work/groups.d" "$work/bus" "$work/work"
+gid2=$(getent group "$svc2" | cut -d: -f3)
+mkdir "$work/groups.d" "$work/bus" "$work/bus2" "$work/work"
 chown "$svc" "$work/work"
 
 "$store" init >/dev/null
 made=1
+"$store" --state-dir="$work/state2" init >/dev/null
+made2=1
 "$store" group create "$group" --gid="$gid" >/dev/null
 "$store" load "$group" >/dev/null
 
-# A private system bus (the host's is left alone) with dkm's own policy, and dkmd on it.
-cat >"$work/bus/bus.conf" <<CONF
+# Private system buses (the host's is left alone) with dkm's own policy: dkmd on the first;
+# the second is for part 4's start-up runs of another dkmd.
+bus_conf() {
+        cat <<CONF
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>system</type>
-  <listen>unix:path=$work/bus/system_bus_socket</listen>
+  <listen>unix:path=$1/system_bus_socket</listen>
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow user="*"/>
@@ -89,9 +114,14 @@ cat >"$work/bus/bus.conf" <<CONF
   <include>$top/policy/dbus/org.dkm.KeyManager1.conf</include>
 </busconfig>
 CONF
+}
+bus_conf "$work/bus" >"$work/bus/bus.conf"
+bus_conf "$work/bus2" >"$work/bus2/bus.conf"
 dbus-daemon --nofork --nosyslog --config-file="$work/bus/bus.conf" --print-address=3 3>"$work/bus/address" &
 bus_pid=$!
-for _ in $(seq 100); do [ -s "$work/bus/address" ] && break; sleep 0.05; done
+dbus-daemon --nofork --nosyslog --config-file="$work/bus2/bus.conf" --print-address=3 3>"$work/bus2/address" &
+bus2_pid=$!
+for _ in $(seq 100); do [ -s "$work/bus/address" ] && [ -s "$work/bus2/address" ] && break; sleep 0.05; done
 DBUS_SYSTEM_BUS_ADDRESS=$(head -n1 "$work/bus/address")
 export DBUS_SYSTEM_BUS_ADDRESS
 "$build/src/daemon/dkmd" --bus=system --state-dir="$DKM_STATE_DIR" >"$work/dkmd.log" 2>&1 &
@@ -105,6 +135,8 @@ fi
 
 out="$build/bench-last.md"
 "$build/bench/dkm-bench" $smoke --uid="$uid" --gid="$gid" --group="$group" --state-dir="$DKM_STATE_DIR" \
-        --work-dir="$work/work" --dkm="$build/src/dkm/dkm" --store="$store" --setup="$setup" >"$out"
+        --work-dir="$work/work" --dkm="$build/src/dkm/dkm" --store="$store" --setup="$setup" \
+        --dkmd="$build/src/daemon/dkmd" --startup-bus="$(head -n1 "$work/bus2/address")" \
+        --startup-state="$work/state2" --startup-gid="$gid2" --request-key-conf="$rkconf" >"$out"
 cat "$out"
 echo "bench.sh: table saved in $out"

@@ -288,6 +288,14 @@ static int context_connect(Context *c) {
                 log_error("cannot connect to the %s bus: %s", arg.user_bus ? "user" : "system", strerror(-r));
                 return r;
         }
+        /* Finish authenticating now: loading every group comes next and can take longer than
+         * dbus-daemon's auth_timeout, which drops connections still unauthenticated. */
+        r = sd_bus_call_method(c->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "GetId", NULL, NULL, NULL);
+        if (r < 0) {
+                log_error("cannot talk to the %s bus: %s", arg.user_bus ? "user" : "system", strerror(-r));
+                return r;
+        }
         r = bus_manager_attach(c->bus, &c->bus_manager);
         if (r < 0) {
                 log_error("cannot register the bus objects: %s", strerror(-r));
