@@ -89,40 +89,12 @@ made2=1
 
 # Private system buses (the host's is left alone) with dkm's own policy: dkmd on the first;
 # the second is for part 4's start-up runs of another dkmd.
-bus_conf() {
-        cat <<CONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$1/system_bus_socket</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-  </policy>
-  <include>$top/policy/dbus/org.dkm.KeyManager1.conf</include>
-</busconfig>
-CONF
-}
-bus_conf "$work/bus" >"$work/bus/bus.conf"
-bus_conf "$work/bus2" >"$work/bus2/bus.conf"
-dbus-daemon --nofork --nosyslog --config-file="$work/bus/bus.conf" --print-address=3 3>"$work/bus/address" &
-bus_pid=$!
-dbus-daemon --nofork --nosyslog --config-file="$work/bus2/bus.conf" --print-address=3 3>"$work/bus2/address" &
-bus2_pid=$!
-for _ in $(seq 100); do [ -s "$work/bus/address" ] && [ -s "$work/bus2/address" ] && break; sleep 0.05; done
-DBUS_SYSTEM_BUS_ADDRESS=$(head -n1 "$work/bus/address")
+. "$top/scripts/private-bus.sh"
+private_bus "$work/bus"
+bus_pid=$private_bus_pid bus_address=$private_bus_address
+private_bus "$work/bus2"
+bus2_pid=$private_bus_pid bus2_address=$private_bus_address
+DBUS_SYSTEM_BUS_ADDRESS=$bus_address
 export DBUS_SYSTEM_BUS_ADDRESS
 "$build/src/daemon/dkmd" --bus=system --state-dir="$DKM_STATE_DIR" >"$work/dkmd.log" 2>&1 &
 dkmd_pid=$!
@@ -136,7 +108,7 @@ fi
 out="$build/bench-last.md"
 "$build/bench/dkm-bench" $smoke --uid="$uid" --gid="$gid" --group="$group" --state-dir="$DKM_STATE_DIR" \
         --work-dir="$work/work" --dkm="$build/src/dkm/dkm" --store="$store" --setup="$setup" \
-        --dkmd="$build/src/daemon/dkmd" --startup-bus="$(head -n1 "$work/bus2/address")" \
+        --dkmd="$build/src/daemon/dkmd" --startup-bus="$bus2_address" \
         --startup-state="$work/state2" --startup-gid="$gid2" --request-key-conf="$rkconf" >"$out"
 cat "$out"
 echo "bench.sh: table saved in $out"

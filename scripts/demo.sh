@@ -60,34 +60,10 @@ id "$svc"; id "$other"
 
 echo "== a private system bus (the host's is left alone) with dkm's D-Bus policy"
 mkdir "$work/bus" "$work/groups.d"
-cat >"$work/bus/bus.conf" <<CONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$work/bus/system_bus_socket</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-  </policy>
-  <include>$top/policy/dbus/org.dkm.KeyManager1.conf</include>
-</busconfig>
-CONF
-dbus-daemon --nofork --nosyslog --config-file="$work/bus/bus.conf" --print-address=3 3>"$work/bus/address" &
-bus_pid=$!
-for _ in $(seq 100); do [ -s "$work/bus/address" ] && break; sleep 0.05; done
-DBUS_SYSTEM_BUS_ADDRESS=$(head -n1 "$work/bus/address")
+. "$top/scripts/private-bus.sh"
+private_bus "$work/bus"
+bus_pid=$private_bus_pid
+DBUS_SYSTEM_BUS_ADDRESS=$private_bus_address
 export DBUS_SYSTEM_BUS_ADDRESS
 echo "DBUS_SYSTEM_BUS_ADDRESS=$DBUS_SYSTEM_BUS_ADDRESS"
 
