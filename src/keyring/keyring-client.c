@@ -249,26 +249,6 @@ int keyring_client_check_key(KeySerial serial) {
         return n == KEYRING_KEY_BYTES ? 0 : -EBADMSG;
 }
 
-int keyring_client_read_key(KeySerial serial, Secret **ret) {
-        _cleanup_secret_ Secret *s = NULL;
-        long n;
-        int r;
-
-        r = keyring_client_check_key(serial);
-        if (r < 0)
-                return r;
-        r = secret_new(KEYRING_KEY_BYTES, &s);
-        if (r < 0)
-                return r;
-        n = KC(keyctl_read(serial, (char *) s->data, s->size));
-        if (n < 0)
-                return negative_errno();
-        if (n != KEYRING_KEY_BYTES)
-                return -EBADMSG; /* replaced by a payload of another size in between */
-        *ret = TAKE_PTR(s);
-        return 0;
-}
-
 int keyring_client_read_key_into(KeySerial serial, uint8_t ret[KEYRING_KEY_BYTES]) {
         long n;
 

@@ -56,13 +56,9 @@ int keyring_client_find_generation(KeySerial ring, const uint8_t id[KEYRING_GROU
 int keyring_client_request_generation(const uint8_t id[KEYRING_GROUP_ID_BYTES],
                                       uint32_t generation) _warn_unused_result_;
 
-/* Read a generation key into a new Secret: the size first, then keyctl_read() straight into
- * sodium_malloc'd memory (never keyctl_read_alloc, which would copy it through the heap).
- * -EBADMSG unless it holds exactly KEYRING_KEY_BYTES. */
-int keyring_client_read_key(KeySerial serial, Secret **ret) _warn_unused_result_;
-
-/* The same straight into the caller's secret memory (libdkm's locked key slots), in one system
- * call; ret is wiped unless it then holds exactly the key. */
+/* Read a generation key straight into the caller's secret memory (libdkm's locked key slots),
+ * in one keyctl_read() (never keyctl_read_alloc, which would copy it through the heap); ret is
+ * wiped and -EBADMSG returned unless it then holds exactly KEYRING_KEY_BYTES. */
 int keyring_client_read_key_into(KeySerial serial, uint8_t ret[KEYRING_KEY_BYTES]) _warn_unused_result_;
 
 /* Is the key still there and readable by us (one system call, no payload copied)? The same
