@@ -176,6 +176,17 @@ START_TEST(test_every_key) {
         ck_assert(!d->policy.allow_human_members);
         d = group_dropin_free(d);
 
+        d = parse_ok("[KeyGroup]\nUnixGroup=a\nApprovalGroups=  oncall\t2001   security \nMaxGrant=15min\n"
+                     "RequestTimeout=2h\nRetireNeedsApproval=no\n");
+        ck_assert_uint_eq(d->n_approval_groups, 3);
+        ck_assert_str_eq(d->approval_groups[0], "oncall");
+        ck_assert_str_eq(d->approval_groups[1], "2001");
+        ck_assert_str_eq(d->approval_groups[2], "security");
+        ck_assert_uint_eq(d->policy.max_grant_usec, 15 * 60 * SEC);
+        ck_assert_uint_eq(d->policy.request_timeout_usec, 2 * 3600 * SEC);
+        ck_assert(!d->policy.retire_needs_approval);
+        d = group_dropin_free(d);
+
         d = parse_ok("\xef\xbb\xbf[KeyGroup]\nUnixGroup=bom\n"); /* a byte order mark is skipped */
         ck_assert_str_eq(d->unix_group, "bom");
 }
@@ -216,6 +227,11 @@ START_TEST(test_defaults) {
         ck_assert_uint_eq(d->policy.hot_window, STORE_HOT_WINDOW_DEFAULT);
         ck_assert(d->policy.allow_human_members == def.allow_human_members);
         ck_assert(!d->policy.allow_human_members);
+        /* Break-glass: off (no levels), 1 h grants, requests live a day, retire needs approval. */
+        ck_assert_uint_eq(d->n_approval_groups, 0);
+        ck_assert_uint_eq(d->policy.max_grant_usec, 3600 * SEC);
+        ck_assert_uint_eq(d->policy.request_timeout_usec, 24 * 3600 * SEC);
+        ck_assert(d->policy.retire_needs_approval);
 }
 END_TEST
 
@@ -256,6 +272,12 @@ static const struct {
         { "[KeyGroup]\nUnixGroup=a\nHotWindow=63\n", 0, 3, "HotWindow=63: not a number from 0 to 62" },
         { "[KeyGroup]\nUnixGroup=a\nHotWindow=two\n", 0, 3, "not a number from 0 to 62" },
         { "[KeyGroup]\nUnixGroup=a\nAllowHumanMembers=maybe\n", 0, 3, "not a boolean" },
+        { "[KeyGroup]\nUnixGroup=a\nApprovalGroups=ops sec ops\n", 0, 3, "'ops' appears at two levels" },
+        { "[KeyGroup]\nUnixGroup=a\nApprovalGroups=a b c d e f g h i\n", 0, 3, "at most 8 approval levels" },
+        { "[KeyGroup]\nUnixGroup=a\nApprovalGroups=ops,sec\n", 0, 3, "not a group name or a numeric gid" },
+        { "[KeyGroup]\nUnixGroup=a\nMaxGrant=0\n", 0, 3, "MaxGrant=0: must be at least 1s" },
+        { "[KeyGroup]\nUnixGroup=a\nRequestTimeout=soon\n", 0, 3, "not a duration" },
+        { "[KeyGroup]\nUnixGroup=a\nRetireNeedsApproval=maybe\n", 0, 3, "not a boolean" },
         { BYTES("[KeyGroup]\nUnixGroup=a\0b\n"), 2, "NUL byte" },
         { BYTES("[KeyGroup]\n\0"), 2, "NUL byte" },
         { "[KeyGroup]\r\nUnixGroup=a\r\n", 0, 1, "carriage return" },
@@ -541,6 +563,12 @@ START_TEST(test_example) {
         ck_assert_uint_eq(d->policy.propagation_delay_usec, 10 * 60 * SEC);
         ck_assert_uint_eq(d->policy.hot_window, 2);
         ck_assert(!d->policy.allow_human_members);
+        ck_assert_uint_eq(d->n_approval_groups, 2);
+        ck_assert_str_eq(d->approval_groups[0], "mail-oncall");
+        ck_assert_str_eq(d->approval_groups[1], "security-officers");
+        ck_assert_uint_eq(d->policy.max_grant_usec, 3600 * SEC);
+        ck_assert_uint_eq(d->policy.request_timeout_usec, 24 * 3600 * SEC);
+        ck_assert(d->policy.retire_needs_approval);
 }
 END_TEST
 

@@ -297,12 +297,24 @@ START_TEST(test_groups) {
         _cleanup_store_ Store *s = NULL;
         _cleanup_strv_free_ char **names = NULL;
         _cleanup_store_group_ StoreGroup *m = NULL, *b = NULL, *m2 = NULL;
-        const char *policy = "levels=2 \\ \"quoted\"\nnext\tline \x7f caf\xc3\xa9 \x01";
-        _cleanup_free_ char *big = calloc(1, STORE_APPROVAL_POLICY_MAX + 2);
+        _cleanup_free_ char *text = NULL;
         const StoreGeneration *a;
-        StoreGroupPolicy daily = { .rollover_period_usec = 86400000000ULL, .propagation_delay_usec = 300000000ULL,
-                                   .hot_window = 5, .allow_human_members = true };
-        StoreGroupPolicy manual = STORE_GROUP_POLICY_DEFAULT, too_hot = { .hot_window = STORE_HOT_WINDOW_MAX + 1 };
+        StoreGroupPolicy daily = STORE_GROUP_POLICY_DEFAULT, manual = STORE_GROUP_POLICY_DEFAULT;
+        StoreGroupPolicy too_hot = STORE_GROUP_POLICY_DEFAULT, glass = STORE_GROUP_POLICY_DEFAULT, bad;
+
+        daily.rollover_period_usec = 86400000000ULL;
+        daily.propagation_delay_usec = 300000000ULL;
+        daily.hot_window = 5;
+        daily.allow_human_members = true;
+        too_hot.hot_window = STORE_HOT_WINDOW_MAX + 1;
+        /* gid 0 and the largest gid are levels like any other */
+        glass.approval_levels[0] = 2001;
+        glass.approval_levels[1] = 0;
+        glass.approval_levels[2] = 4294967294U;
+        glass.n_approval_levels = 3;
+        glass.max_grant_usec = 900000000ULL;
+        glass.request_timeout_usec = 3600000000ULL;
+        glass.retire_needs_approval = false;
 
         ck_assert_int_eq(store_init(sdir, NULL, &s), 0);
         ck_assert_int_eq(store_group_create(s, "mail", 100, CRYPT_ALG_XCHACHA20_POLY1305, &daily, &m), 0);
@@ -327,7 +339,10 @@ START_TEST(test_groups) {
         ck_assert_uint_eq(m2->policy.propagation_delay_usec, daily.propagation_delay_usec);
         ck_assert_uint_eq(m2->policy.hot_window, daily.hot_window);
         ck_assert(m2->policy.allow_human_members);
-        ck_assert_ptr_null(m2->approval_policy);
+        ck_assert_uint_eq(m2->policy.n_approval_levels, 0);
+        ck_assert_uint_eq(m2->policy.max_grant_usec, STORE_MAX_GRANT_DEFAULT_USEC);
+        ck_assert_uint_eq(m2->policy.request_timeout_usec, STORE_REQUEST_TIMEOUT_DEFAULT_USEC);
+        ck_assert(m2->policy.retire_needs_approval);
         ck_assert_mem_eq(m2->id, m->id, sizeof(m->id));
         ck_assert_uint_eq(m2->n_generations, 1);
         a = store_group_active_generation(m2);
@@ -342,19 +357,74 @@ START_TEST(test_groups) {
 
         ck_assert_int_eq(store_group_set_policy(s, "mail", &too_hot), -EINVAL);
         ck_assert_int_eq(store_group_set_policy(s, "mail", &manual), 0);
-        ck_assert_int_eq(store_group_set_approval_policy(s, "mail", policy), 0);
         m2 = store_group_free(m2);
         m2 = load(s, "mail");
         ck_assert_uint_eq(m2->policy.rollover_period_usec, 0);
         ck_assert_uint_eq(m2->policy.hot_window, STORE_HOT_WINDOW_DEFAULT);
         ck_assert(!m2->policy.allow_human_members);
-        ck_assert_str_eq(m2->approval_policy, policy);
-        ck_assert_int_eq(store_group_set_approval_policy(s, "mail", ""), 0);
+
+        /* break-glass: levels in order, limits, retire flag; as header lines after allow-human-members */
+        ck_assert_int_eq(store_group_set_policy(s, "mail", &glass), 0);
         m2 = store_group_free(m2);
         m2 = load(s, "mail");
-        ck_assert_ptr_null(m2->approval_policy);
-        memset(big, 'p', STORE_APPROVAL_POLICY_MAX + 1);
-        ck_assert_int_eq(store_group_set_approval_policy(s, "mail", big), -EINVAL);
+        ck_assert_uint_eq(m2->policy.n_approval_levels, 3);
+        ck_assert_uint_eq(m2->policy.approval_levels[0], 2001);
+        ck_assert_uint_eq(m2->policy.approval_levels[1], 0);
+        ck_assert_uint_eq(m2->policy.approval_levels[2], 4294967294U);
+        ck_assert_uint_eq(m2->policy.max_grant_usec, 900000000ULL);
+        ck_assert_uint_eq(m2->policy.request_timeout_usec, 3600000000ULL);
+        ck_assert(!m2->policy.retire_needs_approval);
+        text = read_all(gpath("mail"), NULL);
+        ck_assert_ptr_nonnull(strstr(text, "\nallow-human-members=0\napproval-levels=2001 0 4294967294\n"
+                                           "max-grant-usec=900000000\nrequest-timeout-usec=3600000000\n"
+                                           "retire-needs-approval=0\nkek="));
+        for (unsigned i = 0; i < STORE_APPROVAL_LEVELS_MAX; i++)
+                glass.approval_levels[i] = 3000 + i;
+        glass.n_approval_levels = STORE_APPROVAL_LEVELS_MAX;
+        ck_assert_int_eq(store_group_set_policy(s, "mail", &glass), 0);
+        m2 = store_group_free(m2);
+        m2 = load(s, "mail");
+        ck_assert_uint_eq(m2->policy.n_approval_levels, STORE_APPROVAL_LEVELS_MAX);
+        ck_assert_uint_eq(m2->policy.approval_levels[7], 3007);
+
+        /* refused, by the check, by create and by set-policy, leaving the group as it was */
+        bad = glass;
+        bad.n_approval_levels = STORE_APPROVAL_LEVELS_MAX + 1;
+        ck_assert_int_eq(store_group_policy_check(&bad), -EINVAL);
+        ck_assert_int_eq(store_group_set_policy(s, "mail", &bad), -EINVAL);
+        ck_assert_int_eq(store_group_create(s, "nine", 100, CRYPT_ALG_XCHACHA20_POLY1305, &bad, NULL), -EINVAL);
+        bad = glass;
+        bad.approval_levels[5] = bad.approval_levels[2];
+        ck_assert_int_eq(store_group_policy_check(&bad), -EINVAL);
+        ck_assert_int_eq(store_group_set_policy(s, "mail", &bad), -EINVAL);
+        bad = glass;
+        bad.approval_levels[3] = (gid_t) -1;
+        ck_assert_int_eq(store_group_policy_check(&bad), -EINVAL);
+        ck_assert_int_eq(store_group_set_policy(s, "mail", &bad), -EINVAL);
+        bad = glass;
+        bad.max_grant_usec = 0;
+        ck_assert_int_eq(store_group_policy_check(&bad), -EINVAL);
+        ck_assert_int_eq(store_group_set_policy(s, "mail", &bad), -EINVAL);
+        bad = glass;
+        bad.request_timeout_usec = 0;
+        ck_assert_int_eq(store_group_policy_check(&bad), -EINVAL);
+        ck_assert_int_eq(store_group_set_policy(s, "mail", &bad), -EINVAL);
+        ck_assert_int_eq(store_group_create(s, "zero", 100, CRYPT_ALG_XCHACHA20_POLY1305, &bad, NULL), -EINVAL);
+        ck_assert_int_eq(store_group_policy_check(&glass), 0);
+        m2 = store_group_free(m2);
+        m2 = load(s, "mail");
+        ck_assert_uint_eq(m2->policy.n_approval_levels, STORE_APPROVAL_LEVELS_MAX);
+        ck_assert_uint_eq(m2->policy.max_grant_usec, 900000000ULL);
+
+        /* and back to none */
+        ck_assert_int_eq(store_group_set_policy(s, "mail", &manual), 0);
+        m2 = store_group_free(m2);
+        m2 = load(s, "mail");
+        ck_assert_uint_eq(m2->policy.n_approval_levels, 0);
+        ck_assert(m2->policy.retire_needs_approval);
+        free(text);
+        text = read_all(gpath("mail"), NULL);
+        ck_assert_ptr_nonnull(strstr(text, "\napproval-levels=\nmax-grant-usec="));
 
         ck_assert_int_eq(store_group_load(s, "nope", &b), -ENOENT);
         ck_assert_ptr_nonnull(strstr(store_last_error(s), "no such group"));
@@ -623,7 +693,13 @@ START_TEST(test_corruption) {
         for (int i = 0; i < 4; i++)
                 ck_assert_int_eq(store_rollover(s, "a", NULL), 0);
         ck_assert_int_eq(store_generation_retire(s, "a", 2), 0);
-        ck_assert_int_eq(store_group_set_approval_policy(s, "a", "two levels\\n"), 0);
+        {
+                StoreGroupPolicy p = STORE_GROUP_POLICY_DEFAULT;
+                p.approval_levels[0] = 2001;
+                p.approval_levels[1] = 2002;
+                p.n_approval_levels = 2;
+                ck_assert_int_eq(store_group_set_policy(s, "a", &p), 0);
+        }
         orig = read_all(ga, &size);
         body = body_of(orig);
 
@@ -688,8 +764,18 @@ START_TEST(test_corruption) {
         BAD("generation=3 state=archived", "generation=3 state=bogus", "unknown generation state");
         BAD("generation=3 state=archived", "generation=3  state=archived", "needs a number");
         BAD("generation=2 state=retired", "generation=2 state=archived", "no key but is not retired");
-        BAD("approval-policy=two levels\\\\n", "approval-policy=two levels\\n", "malformed approval policy");
-        BAD("approval-policy=", "algorithm=xchacha20-poly1305\napproval-policy=", "duplicate key 'algorithm'");
+        BAD("approval-levels=2001 2002\n", "approval-levels=2001  2002\n", "line 10: malformed approval levels");
+        BAD("approval-levels=2001 2002\n", "approval-levels= 2001\n", "line 10: malformed approval levels");
+        BAD("approval-levels=2001 2002\n", "approval-levels=1 2 3 4 5 6 7 8 9\n", "malformed approval levels");
+        BAD("approval-levels=2001 2002\n", "approval-levels=2001 x\n", "line 10: malformed approval level gid");
+        BAD("approval-levels=2001 2002\n", "approval-levels=02001\n", "malformed approval level gid");
+        BAD("approval-levels=2001 2002\n", "approval-levels=4294967295\n", "malformed approval level gid");
+        BAD("approval-levels=2001 2002\n", "approval-levels=2001 2002 2001\n", "gid 2001 appears at two approval levels");
+        BAD("retire-needs-approval=1\n", "retire-needs-approval=2\n", "line 13: retire-needs-approval must be 0 or 1");
+        BAD("max-grant-usec=3600000000\n", "max-grant-usec=0\n", "line 11: malformed max grant");
+        BAD("request-timeout-usec=86400000000\n", "request-timeout-usec=0\n", "line 12: malformed request timeout");
+        BAD("max-grant-usec=3600000000\n", "", "key 'request-timeout-usec' out of order (expected 'max-grant-usec')");
+        BAD("approval-levels=", "algorithm=xchacha20-poly1305\napproval-levels=", "duplicate key 'algorithm'");
         {
                 /* every generation line removed */
                 char *gen = strstr(body, "generation=");
@@ -702,7 +788,7 @@ START_TEST(test_corruption) {
                 _cleanup_free_ char *longp = malloc(70000), *t = NULL;
                 memset(longp, 'x', 69999);
                 longp[69999] = 0;
-                t = replace_once(body, "approval-policy=", longp);
+                t = replace_once(body, "approval-levels=", longp);
                 write_with_checksum(ga, t);
                 expect_bad(s, "a", "longer than");
                 ck_assert_int_eq(truncate(ga, (off_t) 17 << 20), 0);
@@ -724,7 +810,16 @@ START_TEST(test_group_file_roundtrip) {
         ck_assert_int_eq(store_rollover(s, "mail", NULL), 0);
         ck_assert_int_eq(store_generation_add(s, "mail", NULL), 0);
         ck_assert_int_eq(store_generation_retire(s, "mail", 1), 0);
-        ck_assert_int_eq(store_group_set_approval_policy(s, "mail", "a\\b\n\x01"), 0);
+        {
+                StoreGroupPolicy p = STORE_GROUP_POLICY_DEFAULT;
+                p.approval_levels[0] = 7;
+                p.approval_levels[1] = 0;
+                p.n_approval_levels = 2;
+                p.max_grant_usec = 1;
+                p.request_timeout_usec = UINT64_MAX;
+                p.retire_needs_approval = false;
+                ck_assert_int_eq(store_group_set_policy(s, "mail", &p), 0);
+        }
         orig = read_all(gpath("mail"), &size);
         ck_assert_int_eq(group_file_parse(orig, size, "mail", &g, &e), 0);
         ck_assert_int_eq(group_file_format(g, &out, &out_size), 0);
@@ -732,6 +827,9 @@ START_TEST(test_group_file_roundtrip) {
         ck_assert_mem_eq(out, orig, size);
         ck_assert_int_eq(group_file_parse(out, out_size, NULL, &g2, &e), 0);
         ck_assert_uint_eq(g2->n_generations, 3);
+        ck_assert_uint_eq(g2->policy.n_approval_levels, 2);
+        ck_assert_uint_eq(g2->policy.approval_levels[0], 7);
+        ck_assert_uint_eq(g2->policy.request_timeout_usec, UINT64_MAX);
         ck_assert_int_eq(group_file_parse(orig, size, "other", &g2, &e), -EBADMSG);
         ck_assert_uint_eq(e.line, 2);
 }

@@ -1,19 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /* Authorization of mutating calls from bus credentials: euid from sd-bus, groups from dbus-daemon. */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bus-auth.h"
 #include "macro.h"
 
 /* sd-bus 252 answers -ENODATA for SD_BUS_CREDS_SUPPLEMENTARY_GIDS on a dbus-daemon bus, so the
- * groups come from the daemon itself, which read them from the socket (SO_PEERGROUPS) when the
- * caller connected: no race with a caller that changes its groups or exits. */
-static int sender_has_gid(sd_bus_message *m, gid_t gid, bool *ret) {
+ * groups (and pid) come from the daemon itself, which read them from the socket (SO_PEERGROUPS,
+ * SO_PEERCRED) when the caller connected: no race with a caller that changes its groups or exits. */
+static int read_connection_credentials(sd_bus_message *m, BusCaller *c) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         const char *sender = sd_bus_message_get_sender(m);
-        bool found = false, seen = false;
         int r;
 
         if (!sender)
@@ -31,7 +32,7 @@ static int sender_has_gid(sd_bus_message *m, gid_t gid, bool *ret) {
                 r = sd_bus_message_read(reply, "s", &key);
                 if (r < 0)
                         return r;
-                if (strcmp(key, "UnixGroupIDs") == 0) {
+                if (strcmp(key, "UnixGroupIDs") == 0 && !c->has_gids) {
                         const uint32_t *gids;
                         size_t size;
 
@@ -41,11 +42,20 @@ static int sender_has_gid(sd_bus_message *m, gid_t gid, bool *ret) {
                         r = sd_bus_message_read_array(reply, 'u', (const void **) &gids, &size);
                         if (r < 0)
                                 return r;
-                        for (size_t i = 0; i < size / sizeof(uint32_t); i++)
-                                if (gids[i] == gid)
-                                        found = true;
-                        seen = true;
+                        c->n_gids = size / sizeof(uint32_t);
+                        c->gids = calloc(c->n_gids ?: 1, sizeof(gid_t));
+                        if (!c->gids)
+                                return -ENOMEM;
+                        for (size_t i = 0; i < c->n_gids; i++)
+                                c->gids[i] = (gid_t) gids[i];
+                        c->has_gids = true;
                         r = sd_bus_message_exit_container(reply);
+                } else if (strcmp(key, "ProcessID") == 0) {
+                        uint32_t pid;
+
+                        r = sd_bus_message_read(reply, "v", "u", &pid);
+                        if (r >= 0)
+                                c->pid = (pid_t) pid;
                 } else
                         r = sd_bus_message_skip(reply, "v");
                 if (r < 0)
@@ -54,13 +64,65 @@ static int sender_has_gid(sd_bus_message *m, gid_t gid, bool *ret) {
                 if (r < 0)
                         return r;
         }
+        return r;
+}
+
+/* Informative only (a process may rename itself): what the audit record shows as the command. */
+static void read_comm(pid_t pid, char comm[static 16]) {
+        char path[64];
+        FILE *f;
+
+        comm[0] = 0;
+        if (pid <= 0)
+                return;
+        (void) snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
+        f = fopen(path, "re");
+        if (!f)
+                return;
+        if (fgets(comm, 16, f))
+                comm[strcspn(comm, "\n")] = 0;
+        else
+                comm[0] = 0;
+        fclose(f);
+}
+
+int bus_caller_get(sd_bus_message *m, BusCaller *ret) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        BusCaller c = {};
+        int r;
+
+        /* No SD_BUS_CREDS_AUGMENT: a value read from /proc/<pid> could belong to a process that
+         * reused the caller's pid; only what dbus-daemon recorded at connect time counts. */
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID, &creds);
         if (r < 0)
-                return r;
-        /* A bus that does not report groups cannot vouch for membership: refuse. */
-        if (!seen)
+                return -EACCES; /* who is unknown: refused, and never mapped to another error */
+        if (sd_bus_creds_get_augmented_mask(creds) & SD_BUS_CREDS_EUID)
                 return -EACCES;
-        *ret = found;
+        if (sd_bus_creds_get_euid(creds, &c.uid) < 0)
+                return -EACCES;
+        /* Without groups the caller is still known; membership checks then fail closed. */
+        r = read_connection_credentials(m, &c);
+        if (r == -ENOMEM) {
+                bus_caller_done(&c);
+                return r;
+        }
+        read_comm(c.pid, c.comm);
+        *ret = c;
         return 0;
+}
+
+void bus_caller_done(BusCaller *c) {
+        free(c->gids);
+        c->gids = NULL;
+        c->n_gids = 0;
+        c->has_gids = false;
+}
+
+bool bus_caller_in_group(const BusCaller *c, gid_t gid) {
+        for (size_t i = 0; c->has_gids && i < c->n_gids; i++)
+                if (c->gids[i] == gid)
+                        return true;
+        return false;
 }
 
 /* polkit over D-Bus (no libpolkit): CheckAuthorization(subject, action, details, flags,
@@ -95,29 +157,10 @@ static bool polkit_allows(sd_bus_message *m) {
         return authorized;
 }
 
-int bus_auth_check_admin(const BusAuth *a, sd_bus_message *m, uid_t *ret_uid) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        uint64_t augmented;
-        uid_t euid;
-        bool member = false;
-        int r;
-
-        /* No SD_BUS_CREDS_AUGMENT: a value read from /proc/<pid> could belong to a process that
-         * reused the caller's pid; only what dbus-daemon recorded at connect time counts. */
-        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID, &creds);
-        if (r < 0)
-                return -EACCES; /* who is unknown: refused, and never mapped to another error */
-        augmented = sd_bus_creds_get_augmented_mask(creds);
-        if (augmented & SD_BUS_CREDS_EUID)
-                return -EACCES;
-        r = sd_bus_creds_get_euid(creds, &euid);
-        if (r < 0)
-                return -EACCES;
-        if (ret_uid)
-                *ret_uid = euid;
-        if (euid == 0)
+int bus_auth_check_admin(const BusAuth *a, sd_bus_message *m, const BusCaller *caller) {
+        if (caller->uid == 0)
                 return 0;
-        if (a->has_admin_gid && sender_has_gid(m, a->admin_gid, &member) >= 0 && member)
+        if (a->has_admin_gid && bus_caller_in_group(caller, a->admin_gid))
                 return 0;
         return polkit_allows(m) ? 0 : -EACCES;
 }

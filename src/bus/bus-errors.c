@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bus-errors.h"
+#include "access-request.h"
 #include "manager.h"
 
 /* One table, so a client can rely on the name: the same errno always gives the same error,
@@ -39,6 +40,28 @@ static const char *error_name(int r) {
                 return BUS_ERROR_ROLLOVER_PENDING;
         case ENOKEY:
                 return BUS_ERROR_STORE_LOCKED;
+        case ACCESS_ERRNO_NO_APPROVERS:
+                return BUS_ERROR_NO_APPROVERS;
+        case ACCESS_ERRNO_JUSTIFICATION_REQUIRED:
+                return BUS_ERROR_JUSTIFICATION_REQUIRED;
+        case ACCESS_ERRNO_DURATION_TOO_LONG:
+                return BUS_ERROR_DURATION_TOO_LONG;
+        case ACCESS_ERRNO_ALREADY_MEMBER:
+                return BUS_ERROR_ALREADY_MEMBER;
+        case ACCESS_ERRNO_TOO_MANY_REQUESTS:
+                return BUS_ERROR_TOO_MANY_REQUESTS;
+        case ACCESS_ERRNO_NO_SUCH_REQUEST:
+                return BUS_ERROR_NO_SUCH_REQUEST;
+        case ACCESS_ERRNO_SELF_APPROVAL:
+                return BUS_ERROR_SELF_APPROVAL;
+        case ACCESS_ERRNO_DUPLICATE_APPROVER:
+                return BUS_ERROR_DUPLICATE_APPROVER;
+        case ACCESS_ERRNO_NOT_APPROVER:
+                return BUS_ERROR_NOT_APPROVER;
+        case ACCESS_ERRNO_REQUEST_EXPIRED:
+                return BUS_ERROR_REQUEST_EXPIRED;
+        case MANAGER_ERRNO_AUDIT_FAILED:
+                return BUS_ERROR_AUDIT_FAILED;
         case MANAGER_ERRNO_LOAD_FAILED:
         case ENOEXEC:
         case ECHILD:
@@ -58,13 +81,35 @@ static const char *reason(int r) {
         case EPERM:
                 return "only root and members of the admin group may do this";
         case BUS_ERRNO_APPROVAL_REQUIRED:
-                return "needs the approvals of the group's policy, and the approval workflow does not exist yet";
+                return "needs approvals, and the group's policy names no approval level";
+        case ACCESS_ERRNO_NO_APPROVERS:
+                return "the group's policy names no approval level: break-glass access is off for it";
+        case ACCESS_ERRNO_JUSTIFICATION_REQUIRED:
+                return "a justification is required";
+        case ACCESS_ERRNO_DURATION_TOO_LONG:
+                return "the duration must be at least 1 s and at most the group's MaxGrantUSec";
+        case ACCESS_ERRNO_ALREADY_MEMBER:
+                return "the requester is root or in the group's Unix group, and needs no grant";
+        case ACCESS_ERRNO_TOO_MANY_REQUESTS:
+                return "too many open requests (8 per requester, 256 in all)";
+        case ACCESS_ERRNO_NO_SUCH_REQUEST:
+                return "no such request";
+        case ACCESS_ERRNO_SELF_APPROVAL:
+                return "the requester cannot approve or deny their own request";
+        case ACCESS_ERRNO_DUPLICATE_APPROVER:
+                return "one person approves at most one level of a request";
+        case ACCESS_ERRNO_NOT_APPROVER:
+                return "the caller is not in the approver group of this level";
+        case ACCESS_ERRNO_REQUEST_EXPIRED:
+                return "the request was not approved before its deadline";
+        case MANAGER_ERRNO_AUDIT_FAILED:
+                return "the audit record could not be written durably, so nothing was done";
         case BUS_ERRNO_NO_SUCH_GENERATION:
                 return "the group has no such generation";
         case EBUSY:
                 return "it is the active generation; roll over first";
-        case EALREADY:
-                return "already in that state";
+        case EALREADY: /* also ACCESS_ERRNO_REQUEST_CLOSED */
+                return "already in that state (a request: closed)";
         case EKEYREVOKED:
                 return "the generation is retired";
         case MANAGER_ERRNO_HUMAN_MEMBERS:

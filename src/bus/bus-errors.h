@@ -17,10 +17,21 @@
 #define BUS_ERROR_INVALID_STATE "org.dkm.KeyManager1.Error.InvalidState"
 #define BUS_ERROR_HUMAN_MEMBERS "org.dkm.KeyManager1.Error.HumanMembers"
 #define BUS_ERROR_ROLLOVER_PENDING "org.dkm.KeyManager1.Error.RolloverPending"
+#define BUS_ERROR_NO_APPROVERS "org.dkm.KeyManager1.Error.NoApprovers"
+#define BUS_ERROR_JUSTIFICATION_REQUIRED "org.dkm.KeyManager1.Error.JustificationRequired"
+#define BUS_ERROR_DURATION_TOO_LONG "org.dkm.KeyManager1.Error.DurationTooLong"
+#define BUS_ERROR_ALREADY_MEMBER "org.dkm.KeyManager1.Error.AlreadyMember"
+#define BUS_ERROR_TOO_MANY_REQUESTS "org.dkm.KeyManager1.Error.TooManyRequests"
+#define BUS_ERROR_NO_SUCH_REQUEST "org.dkm.KeyManager1.Error.NoSuchRequest"
+#define BUS_ERROR_SELF_APPROVAL "org.dkm.KeyManager1.Error.SelfApproval"
+#define BUS_ERROR_DUPLICATE_APPROVER "org.dkm.KeyManager1.Error.DuplicateApprover"
+#define BUS_ERROR_NOT_APPROVER "org.dkm.KeyManager1.Error.NotApprover"
+#define BUS_ERROR_REQUEST_EXPIRED "org.dkm.KeyManager1.Error.RequestExpired"
+#define BUS_ERROR_AUDIT_FAILED "org.dkm.KeyManager1.Error.AuditFailed"
 
 /* Internal codes for refusals that have no natural errno (more in manager.h). Chosen from codes
  * the store, loader and sd-bus never return for other reasons, so the mapping stays unambiguous. */
-#define BUS_ERRNO_APPROVAL_REQUIRED EKEYREJECTED /* needs the approval workflow (issue 5) */
+#define BUS_ERRNO_APPROVAL_REQUIRED EKEYREJECTED /* retire needs approvals the policy cannot give */
 #define BUS_ERRNO_NO_SUCH_GENERATION ENXIO        /* the store says ENOENT for groups and generations */
 
 /* Set *e to the named error for r (< 0) with a message "what: reason", and return r, so a method

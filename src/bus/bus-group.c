@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* One object per key group: /org/dkm/KeyManager1/group/<name>, interface org.dkm.KeyManager1.Group. */
 #include <errno.h>
+#include <grp.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bus-errors.h"
@@ -19,118 +21,172 @@ static int group_from_path(BusManager *m, const char *path, StoreGroup **ret) {
 }
 
 /* Authorize, then find the group of the message's object. */
-static int begin_mutation(BusManager *m, sd_bus_message *msg, const char *what, StoreGroup **ret,
-                          sd_bus_error *error) {
-        const char *path = sd_bus_message_get_path(msg);
+static int begin_mutation(BusCall *call, StoreGroup **ret, sd_bus_error *error) {
+        const char *path = sd_bus_message_get_path(call->msg);
         int r;
 
-        r = bus_check_admin(m, msg, what, error);
+        r = bus_call_require_admin(call, error);
         if (r < 0)
                 return r;
-        r = group_from_path(m, path, ret);
+        r = group_from_path(call->m, path, ret);
         if (r < 0)
-                return bus_error_errno(error, r, "group at %s", path);
+                return bus_call_refuse(call, error, r, "group at %s", path);
         return 0;
 }
 
 /* Generation numbers start at 1; 0 and unknown numbers get the same named error. */
-static int check_generation(const StoreGroup *g, uint32_t number, sd_bus_error *error) {
+static int check_generation(BusCall *call, const StoreGroup *g, uint32_t number, sd_bus_error *error) {
         if (!store_group_find_generation(g, number))
-                return bus_error_errno(error, -BUS_ERRNO_NO_SUCH_GENERATION, "generation %u of %s", (unsigned) number,
-                                       g->name);
+                return bus_call_refuse(call, error, -BUS_ERRNO_NO_SUCH_GENERATION, "generation %u of %s",
+                                       (unsigned) number, g->name);
         return 0;
 }
 
 static int method_rollover(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusManager *m = userdata;
+        _cleanup_(bus_call_end) BusCall call = {};
         _cleanup_store_group_ StoreGroup *g = NULL;
         uint32_t number = 0;
         int r;
 
-        r = begin_mutation(m, msg, "Rollover", &g, error);
+        r = bus_call_begin(&call, m, msg, "Rollover", error);
+        if (r < 0)
+                return r;
+        r = begin_mutation(&call, &g, error);
         if (r < 0)
                 return r;
         r = manager_rollover(m->manager, g->name, &number);
         if (r == -MANAGER_ERRNO_ROLLOVER_PENDING)
-                return bus_error_errno(error, r, "rolling over group %s: generation %u is pending", g->name,
+                return bus_call_refuse(&call, error, r, "rolling over group %s: generation %u is pending", g->name,
                                        (unsigned) number);
         if (r < 0)
-                return bus_error_errno(error, r, "rolling over group %s", g->name);
+                return bus_call_refuse(&call, error, r, "rolling over group %s", g->name);
         return sd_bus_reply_method_return(msg, "u", number);
 }
 
 static int method_archive(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusManager *m = userdata;
+        _cleanup_(bus_call_end) BusCall call = {};
         _cleanup_store_group_ StoreGroup *g = NULL;
+        const StoreGeneration *gen;
         uint32_t number;
         int r;
 
         r = sd_bus_message_read(msg, "u", &number);
         if (r < 0)
                 return r;
-        r = begin_mutation(m, msg, "Archive", &g, error);
+        r = bus_call_begin(&call, m, msg, "Archive", error);
         if (r < 0)
                 return r;
-        r = check_generation(g, number, error);
+        r = begin_mutation(&call, &g, error);
+        if (r < 0)
+                return r;
+        r = check_generation(&call, g, number, error);
+        if (r < 0)
+                return r;
+        /* Refusals the store would give, given before anything is audited as done. */
+        gen = store_group_find_generation(g, number);
+        if (gen->state == GENERATION_ACTIVE)
+                r = -EBUSY;
+        else if (gen->state == GENERATION_ARCHIVED)
+                r = -EALREADY;
+        else if (gen->state == GENERATION_RETIRED)
+                r = -EKEYREVOKED;
+        if (r < 0)
+                return bus_call_refuse(&call, error, r, "archiving generation %u of %s", (unsigned) number, g->name);
         if (r < 0)
                 return r;
         r = manager_archive(m->manager, g->name, number);
         if (r < 0)
-                return bus_error_errno(error, r, "archiving generation %u of %s", (unsigned) number, g->name);
+                return bus_call_refuse(&call, error, r, "archiving generation %u of %s", (unsigned) number, g->name);
         return sd_bus_reply_method_return(msg, NULL);
 }
 
 static int method_retire(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusManager *m = userdata;
+        _cleanup_(bus_call_end) BusCall call = {};
         _cleanup_store_group_ StoreGroup *g = NULL;
+        _cleanup_free_ char *path = NULL;
+        const char *justification;
+        uint64_t id = 0;
         uint32_t number;
         int r;
 
-        r = sd_bus_message_read(msg, "u", &number);
+        r = sd_bus_message_read(msg, "us", &number, &justification);
         if (r < 0)
                 return r;
-        r = begin_mutation(m, msg, "Retire", &g, error);
+        r = bus_call_begin(&call, m, msg, "Retire", error);
         if (r < 0)
                 return r;
-        r = check_generation(g, number, error);
+        r = begin_mutation(&call, &g, error);
         if (r < 0)
                 return r;
-        /* Crypto-shredding is break-glass grade (DESIGN.md promise 5): refused for everyone,
-         * root included, until the approval workflow exists. */
-        return bus_error_errno(error, -BUS_ERRNO_APPROVAL_REQUIRED, "retiring generation %u of %s", (unsigned) number,
-                               g->name);
+        r = check_generation(&call, g, number, error);
+        if (r < 0)
+                return r;
+        /* Crypto-shredding is break-glass grade (DESIGN.md promise 5): a request that every
+         * level approves, unless the policy says otherwise. The manager audits its refusals. */
+        r = manager_request_retire(m->manager, g->name, number, justification, &id);
+        if (r == -ACCESS_ERRNO_NO_APPROVERS)
+                r = -BUS_ERRNO_APPROVAL_REQUIRED;
+        if (r < 0)
+                return bus_error_errno(error, r, "retiring generation %u of %s", (unsigned) number, g->name);
+        if (id == 0)
+                return sd_bus_reply_method_return(msg, "o", "/");
+        r = bus_request_path(id, &path);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(msg, "o", path);
 }
 
 static int method_set_policy(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusManager *m = userdata;
+        _cleanup_(bus_call_end) BusCall call = {};
         _cleanup_store_group_ StoreGroup *g = NULL;
         StoreGroupPolicy policy;
         int r;
 
-        r = begin_mutation(m, msg, "SetPolicy", &g, error);
+        r = bus_call_begin(&call, m, msg, "SetPolicy", error);
+        if (r < 0)
+                return r;
+        r = begin_mutation(&call, &g, error);
         if (r < 0)
                 return r;
         policy = g->policy; /* keys not given keep their value */
         r = bus_read_policy_options(msg, NULL, &policy, error);
-        if (r < 0)
+        if (r < 0) {
+                if (sd_bus_error_is_set(error))
+                        (void) manager_audit(m->manager, "refused-call", AUDIT_OUTCOME_REFUSED,
+                                             sd_bus_message_get_path(msg), "SetPolicy: %s: %s", error->name,
+                                             error->message ?: "");
                 return r;
+        }
         r = manager_set_policy(m->manager, g->name, &policy);
         if (r < 0)
-                return bus_error_errno(error, r, "setting the policy of %s", g->name);
+                return bus_call_refuse(&call, error, r, "setting the policy of %s", g->name);
         return sd_bus_reply_method_return(msg, NULL);
 }
 
 static int method_load(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusManager *m = userdata;
+        _cleanup_(bus_call_end) BusCall call = {};
         _cleanup_store_group_ StoreGroup *g = NULL;
+        char object[80];
         int r;
 
-        r = begin_mutation(m, msg, "Load", &g, error);
+        r = bus_call_begin(&call, m, msg, "Load", error);
         if (r < 0)
                 return r;
+        r = begin_mutation(&call, &g, error);
+        if (r < 0)
+                return r;
+        (void) snprintf(object, sizeof(object), "group/%s", g->name);
+        r = manager_audit(m->manager, "load", AUDIT_OUTCOME_OK, object, "requested");
+        if (r < 0)
+                return bus_call_refuse(&call, error, r, "loading %s into the kernel", g->name);
         r = manager_load(m->manager, g);
         if (r < 0)
-                return bus_error_errno(error, r, "loading %s into the kernel", g->name);
+                return bus_call_refuse(&call, error, r, "loading %s into the kernel", g->name);
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -189,6 +245,14 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                 return sd_bus_message_append(reply, "b", g->policy.allow_human_members);
         if (strcmp(property, "Generations") == 0)
                 return append_generations(reply, g);
+        if (strcmp(property, "ApprovalGroups") == 0)
+                return bus_append_gid_names(reply, g->policy.approval_levels, g->policy.n_approval_levels);
+        if (strcmp(property, "MaxGrantUSec") == 0)
+                return sd_bus_message_append(reply, "t", g->policy.max_grant_usec);
+        if (strcmp(property, "RequestTimeoutUSec") == 0)
+                return sd_bus_message_append(reply, "t", g->policy.request_timeout_usec);
+        if (strcmp(property, "RetireNeedsApproval") == 0)
+                return sd_bus_message_append(reply, "b", g->policy.retire_needs_approval);
         return -EINVAL; /* only reachable if the vtable names a property not handled here */
 }
 
@@ -246,7 +310,8 @@ void bus_emit_policy_changed(sd_bus *bus, const StoreGroup *g) {
                 return;
         (void) sd_bus_emit_properties_changed(bus, path, BUS_GROUP_INTERFACE, "RolloverPeriodUSec",
                                               "PropagationDelayUSec", "HotWindow", "AllowHumanMembers",
-                                              "NextRolloverUSec", NULL);
+                                              "NextRolloverUSec", "ApprovalGroups", "MaxGrantUSec",
+                                              "RequestTimeoutUSec", "RetireNeedsApproval", NULL);
 }
 
 #define PROPERTY(name, sig, flags) SD_BUS_PROPERTY(name, sig, property_get, 0, flags)
@@ -263,14 +328,18 @@ const sd_bus_vtable bus_group_vtable[] = {
         PROPERTY("PropagationDelayUSec", "t", SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         PROPERTY("HotWindow", "u", SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         PROPERTY("AllowHumanMembers", "b", SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        PROPERTY("ApprovalGroups", "as", SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        PROPERTY("MaxGrantUSec", "t", SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        PROPERTY("RequestTimeoutUSec", "t", SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        PROPERTY("RetireNeedsApproval", "b", SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         /* Can grow long: clients are told it changed and fetch it if they care. */
         PROPERTY("Generations", "a(ustttt)", SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_METHOD_WITH_NAMES("Rollover", NULL, , "u", SD_BUS_PARAM(generation), method_rollover,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Archive", "u", SD_BUS_PARAM(generation), NULL, , method_archive,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_NAMES("Retire", "u", SD_BUS_PARAM(generation), NULL, , method_retire,
-                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Retire", "us", SD_BUS_PARAM(generation) SD_BUS_PARAM(justification), "o",
+                                 SD_BUS_PARAM(request), method_retire, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("SetPolicy", "a{sv}", SD_BUS_PARAM(policy), NULL, , method_set_policy,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Load", NULL, NULL, method_load, SD_BUS_VTABLE_UNPRIVILEGED),

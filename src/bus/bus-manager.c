@@ -11,9 +11,6 @@
 #include "config.h"
 #include "macro.h"
 
-/* Only the daemon and bus layers log; one line per refusal, never key material. */
-#define bus_log(fmt, ...) fprintf(stderr, "dkmd: " fmt "\n", ##__VA_ARGS__)
-
 #define NAME_RULE "group name must match [a-z0-9][a-z0-9_.-]{0,63}"
 
 int bus_group_path(const char *name, char **ret) {
@@ -21,21 +18,31 @@ int bus_group_path(const char *name, char **ret) {
         return sd_bus_path_encode(BUS_GROUP_PATH_PREFIX, name, ret);
 }
 
-int bus_check_admin(BusManager *m, sd_bus_message *msg, const char *what, sd_bus_error *error) {
-        uid_t uid = (uid_t) -1;
+int bus_request_path(uint64_t id, char **ret) {
+        return asprintf(ret, BUS_REQUEST_PATH_PREFIX "/%llu", (unsigned long long) id) < 0 ? -ENOMEM : 0;
+}
+
+int bus_append_gid_names(sd_bus_message *reply, const gid_t *gids, size_t n) {
         int r;
 
-        r = bus_auth_check_admin(&m->auth, msg, &uid);
-        if (r < 0) {
-                bus_log("refused %s to uid %d (%s)", what, uid == (uid_t) -1 ? -1 : (int) uid,
-                        sd_bus_message_get_sender(msg) ?: "?");
-                return bus_error_errno(error, r, "%s", what);
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                struct group *gr = getgrgid(gids[i]);
+                char number[16];
+
+                (void) snprintf(number, sizeof(number), "%u", (unsigned) gids[i]);
+                r = sd_bus_message_append(reply, "s", gr ? gr->gr_name : number);
+                if (r < 0)
+                        return r;
         }
-        return 0;
+        return sd_bus_message_close_container(reply);
 }
 
 static int method_create_group(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusManager *m = userdata;
+        _cleanup_(bus_call_end) BusCall call = {};
         _cleanup_free_ char *path = NULL;
         CryptAlg alg = CRYPT_ALG_XCHACHA20_POLY1305;
         StoreGroupPolicy policy = STORE_GROUP_POLICY_DEFAULT;
@@ -46,24 +53,27 @@ static int method_create_group(sd_bus_message *msg, void *userdata, sd_bus_error
         r = sd_bus_message_read(msg, "su", &name, &gid);
         if (r < 0)
                 return r;
+        r = bus_call_begin(&call, m, msg, "CreateGroup", error);
+        if (r < 0)
+                return r;
         /* First, so a refused caller learns nothing, not even whether the name is taken. */
-        r = bus_check_admin(m, msg, "CreateGroup", error);
+        r = bus_call_require_admin(&call, error);
         if (r < 0)
                 return r;
         r = bus_read_policy_options(msg, &alg, &policy, error);
         if (r < 0)
                 return r;
         if (!store_group_name_is_valid(name))
-                return bus_error_errno(error, -EINVAL, NAME_RULE);
+                return bus_call_refuse(&call, error, -EINVAL, NAME_RULE);
         /* gid 0 would hand every key to root's group; an unknown gid has no members to load for. */
         if (gid == 0 || gid == (uint32_t) -1 || !getgrgid((gid_t) gid))
-                return bus_error_errno(error, -EINVAL, "gid %u is not a usable group", (unsigned) gid);
+                return bus_call_refuse(&call, error, -EINVAL, "gid %u is not a usable group", (unsigned) gid);
 
         r = manager_create_group(m->manager, name, (gid_t) gid, alg, &policy);
         if (r < 0 && r != -MANAGER_ERRNO_LOAD_FAILED)
-                return bus_error_errno(error, r, "creating group %s", name);
+                return bus_call_refuse(&call, error, r, "creating group %s", name);
         if (r < 0)
-                return bus_error_errno(error, r, "group %s created, but loading it into the kernel", name);
+                return bus_call_refuse(&call, error, r, "group %s created, but loading it into the kernel", name);
         r = bus_group_path(name, &path);
         if (r < 0)
                 return r;
@@ -124,16 +134,23 @@ static int method_get_group(sd_bus_message *msg, void *userdata, sd_bus_error *e
 
 static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusManager *m = userdata;
+        _cleanup_(bus_call_end) BusCall call = {};
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_strv_free_ char **problems = NULL;
         int r;
 
-        r = bus_check_admin(m, msg, "Reload", error);
+        r = bus_call_begin(&call, m, msg, "Reload", error);
         if (r < 0)
                 return r;
-        r = m->reload(m->reload_userdata, &problems);
+        r = bus_call_require_admin(&call, error);
+        if (r < 0)
+                return r;
+        r = manager_audit(m->manager, "reload", AUDIT_OUTCOME_OK, BUS_MANAGER_PATH, "groups.d drop-ins");
         if (r < 0)
                 return bus_error_errno(error, r, "reloading the groups.d drop-ins");
+        r = m->reload(m->reload_userdata, &problems);
+        if (r < 0)
+                return bus_call_refuse(&call, error, r, "reloading the groups.d drop-ins");
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
                 return r;
@@ -173,6 +190,13 @@ static const sd_bus_vtable manager_vtable[] = {
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Reload", NULL, , "as", SD_BUS_PARAM(problems), method_reload,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("RequestAccess", "sst",
+                                 SD_BUS_PARAM(group) SD_BUS_PARAM(justification) SD_BUS_PARAM(duration_usec), "o",
+                                 SD_BUS_PARAM(request), bus_method_request_access, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListRequests", NULL, , "a(otssusst)", SD_BUS_PARAM(requests),
+                                 bus_method_list_requests, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("GetRequest", "t", SD_BUS_PARAM(id), "o", SD_BUS_PARAM(request),
+                                 bus_method_get_request, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 
@@ -187,6 +211,13 @@ int bus_manager_attach(sd_bus *bus, BusManager *m) {
         if (r < 0)
                 return r;
         r = sd_bus_add_node_enumerator(bus, NULL, BUS_GROUP_PATH_PREFIX, bus_group_enumerate, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_fallback_vtable(bus, NULL, BUS_REQUEST_PATH_PREFIX, BUS_REQUEST_INTERFACE, bus_request_vtable,
+                                       bus_request_find, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_node_enumerator(bus, NULL, BUS_REQUEST_PATH_PREFIX, bus_request_enumerate, m);
         if (r < 0)
                 return r;
         return sd_bus_add_object_manager(bus, NULL, BUS_MANAGER_PATH);

@@ -16,6 +16,7 @@
 
 #include "bus-manager.h"
 #include "config.h"
+#include "dkmd-audit.h"
 #include "group-dropin.h"
 #include "manager.h"
 #include "macro.h"
@@ -34,12 +35,14 @@ typedef struct Context {
         sd_event_source *schedule; /* CLOCK_REALTIME: the earliest scheduled step of any group */
         sd_bus *bus;
         Store *store;
+        AuditLog *audit;
         Manager manager;
         BusManager bus_manager;
 } Context;
 
 static struct {
         const char *state_dir;
+        const char *audit_dir; /* NULL: <state dir>/audit */
         bool user_bus;
         const char *admin_group;
         char **groups_dirs; /* groups.d drop-in directories, highest priority first */
@@ -50,6 +53,8 @@ static void context_done(Context *c) {
         c->bus = sd_bus_flush_close_unref(c->bus);
         c->schedule = sd_event_source_unref(c->schedule);
         c->event = sd_event_unref(c->event);
+        manager_requests_close(&c->manager);
+        c->audit = audit_free(c->audit); /* a clean stop closed it already, with a checkpoint */
         c->store = store_free(c->store);
 }
 
@@ -60,6 +65,7 @@ static void help(void) {
                "  --bus=system|user      which bus to serve on (default system)\n"
                "  --admin-group=NAME     members of this group may create groups and roll over\n"
                "                         (default: root only)\n"
+               "  --audit-dir=DIR        the audit log (default: STATE-DIR/audit)\n"
                "  --help, --version\n"
                "\nKey groups declared in groups.d drop-ins ($DKM_GROUPS_DIRS, else %s)\n"
                "are applied at start, on SIGHUP and on Reload(). Scheduled rollovers run on\n"
@@ -69,13 +75,14 @@ static void help(void) {
 
 /* Returns 1 to run, 0 to exit successfully, < 0 on a usage error (already reported). */
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_STATE_DIR = 0x100, ARG_BUS, ARG_ADMIN_GROUP, ARG_VERSION };
+        enum { ARG_STATE_DIR = 0x100, ARG_BUS, ARG_ADMIN_GROUP, ARG_AUDIT_DIR, ARG_VERSION };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "bus", required_argument, NULL, ARG_BUS },
                 { "admin-group", required_argument, NULL, ARG_ADMIN_GROUP },
+                { "audit-dir", required_argument, NULL, ARG_AUDIT_DIR },
                 {},
         };
         int c;
@@ -107,6 +114,9 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_ADMIN_GROUP:
                         arg.admin_group = optarg;
                         break;
+                case ARG_AUDIT_DIR:
+                        arg.audit_dir = optarg;
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -134,6 +144,30 @@ static int context_open_store(Context *c) {
                 log_info("store %s unlocked", arg.state_dir);
         c->manager.store = c->store;
         return 0;
+}
+
+/* Fail closed from the start: a dkmd that cannot audit does not serve. */
+static int context_open_audit(Context *c) {
+        _cleanup_free_ char *dir = NULL, *requests = NULL;
+        AuditError error = {};
+        int r;
+
+        if (!arg.audit_dir && asprintf(&dir, "%s/audit", arg.state_dir) < 0)
+                return -ENOMEM;
+        r = audit_open(arg.audit_dir ?: dir, NULL, &c->audit, &error);
+        if (r < 0) {
+                log_error("cannot open the audit log %s: %s", arg.audit_dir ?: dir, error.msg[0] ? error.msg : strerror(-r));
+                return r;
+        }
+        if (asprintf(&requests, "%s/requests", arg.state_dir) < 0)
+                return -ENOMEM;
+        return manager_requests_open(&c->manager, requests);
+}
+
+static int on_audit(void *userdata, const AuditRecord *rec) {
+        Context *c = userdata;
+
+        return dkmd_audit_record(c->audit, rec);
 }
 
 /* Take the steps that are due, then sleep until the next one. */
@@ -189,6 +223,14 @@ static void on_policy_changed(void *userdata, const StoreGroup *g) {
         context_reschedule(c);
 }
 
+static void on_request_changed(void *userdata, const AccessRequest *r, bool added) {
+        Context *c = userdata;
+
+        if (c->bus)
+                bus_emit_request_changed(c->bus, r, added);
+        context_reschedule(c);
+}
+
 static int context_reload(void *userdata, char ***ret_problems) {
         Context *c = userdata;
 
@@ -218,8 +260,14 @@ static int context_start(Context *c) {
                 .group_added = on_group_added,
                 .generation_changed = on_generation_changed,
                 .policy_changed = on_policy_changed,
+                .request_changed = on_request_changed,
+                .audit = on_audit,
                 .userdata = c,
         };
+        r = manager_audit(&c->manager, "daemon-start", AUDIT_OUTCOME_OK, BUS_MANAGER_PATH, "dkmd %s, store %s",
+                          DKM_VERSION, arg.state_dir);
+        if (r < 0)
+                return r;
         c->bus_manager.manager = &c->manager;
         c->bus_manager.reload = context_reload;
         c->bus_manager.reload_userdata = c;
@@ -343,6 +391,9 @@ int main(int argc, char *argv[]) {
         r = context_open_store(&c);
         if (r < 0)
                 return EXIT_FAILURE;
+        r = context_open_audit(&c);
+        if (r < 0)
+                return EXIT_FAILURE;
         r = context_connect(&c);
         if (r < 0)
                 return EXIT_FAILURE;
@@ -361,6 +412,11 @@ int main(int argc, char *argv[]) {
                 log_error("event loop failed: %s", strerror(-r));
                 return EXIT_FAILURE;
         }
+        if (manager_audit(&c.manager, "daemon-stop", AUDIT_OUTCOME_OK, BUS_MANAGER_PATH, "clean stop") < 0)
+                log_error("cannot write the stop record to the audit log");
+        r = audit_close(TAKE_PTR(c.audit));
+        if (r < 0)
+                log_error("cannot close the audit log with a checkpoint: %s", strerror(-r));
         log_info("stopped");
         return EXIT_SUCCESS;
 }

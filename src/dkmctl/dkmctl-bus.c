@@ -2,6 +2,7 @@
 /* dkmctl's client of org.dkm.KeyManager1 on the system bus: typed calls, replies read into plain C. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-bus.h>
@@ -12,6 +13,7 @@
 #define MGR_PATH         "/org/dkm/KeyManager1"
 #define MGR_IFACE        "org.dkm.KeyManager1"
 #define GROUP_IFACE      "org.dkm.KeyManager1.Group"
+#define REQUEST_IFACE    "org.dkm.KeyManager1.Request"
 #define PROPERTIES_IFACE "org.freedesktop.DBus.Properties"
 
 struct CtlBus {
@@ -28,6 +30,7 @@ void ctl_group_done(CtlGroup *g) {
         free(g->name);
         free(g->path);
         free(g->algorithm);
+        strv_free(g->approval_groups);
         free(g->generations);
         *g = (CtlGroup){};
 }
@@ -36,6 +39,24 @@ void ctl_groups_free(CtlGroup *groups, size_t n) {
         for (size_t i = 0; groups && i < n; i++)
                 ctl_group_done(&groups[i]);
         free(groups);
+}
+
+void ctl_request_done(CtlRequest *r) {
+        free(r->path);
+        free(r->kind);
+        free(r->group);
+        free(r->justification);
+        strv_free(r->approval_groups);
+        free(r->approvals);
+        free(r->state);
+        free(r->reason);
+        *r = (CtlRequest){};
+}
+
+void ctl_requests_free(CtlRequest *requests, size_t n) {
+        for (size_t i = 0; requests && i < n; i++)
+                ctl_request_done(&requests[i]);
+        free(requests);
 }
 
 /* Errors that mean dkmd is not there to answer, rather than that it refused. */
@@ -163,6 +184,33 @@ int ctl_manager_get(CtlBus *b, char **ret_version, bool *ret_unlocked, CtlError 
         return 0;
 }
 
+/* A variant holding an "as", into a NULL-terminated list (empty, never NULL). */
+static int read_strv_variant(sd_bus_message *m, char ***ret) {
+        char **l = NULL;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'v', "as");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_strv(m, &l);
+        if (r < 0)
+                return r;
+        if (!l) {
+                /* An empty array reads as NULL. */
+                l = calloc(1, sizeof(char *));
+                if (!l)
+                        return -ENOMEM;
+        }
+        r = sd_bus_message_exit_container(m);
+        if (r < 0) {
+                strv_free(l);
+                return r;
+        }
+        strv_free(*ret);
+        *ret = l;
+        return 0;
+}
+
 static int read_generations(sd_bus_message *m, CtlGroup *g) {
         CtlGeneration gen;
         const char *state;
@@ -217,6 +265,17 @@ static int read_group_property(sd_bus_message *m, const char *key, CtlGroup *g) 
         if (strcmp(key, "AllowHumanMembers") == 0) {
                 r = sd_bus_message_read(m, "v", "b", &b);
                 g->allow_human_members = b;
+                return r;
+        }
+        if (strcmp(key, "ApprovalGroups") == 0)
+                return read_strv_variant(m, &g->approval_groups);
+        if (strcmp(key, "MaxGrantUSec") == 0)
+                return sd_bus_message_read(m, "v", "t", &g->max_grant_usec);
+        if (strcmp(key, "RequestTimeoutUSec") == 0)
+                return sd_bus_message_read(m, "v", "t", &g->request_timeout_usec);
+        if (strcmp(key, "RetireNeedsApproval") == 0) {
+                r = sd_bus_message_read(m, "v", "b", &b);
+                g->retire_needs_approval = b;
                 return r;
         }
         if (strcmp(key, "Generations") == 0)
@@ -351,6 +410,25 @@ static int append_policy(sd_bus_message *m, const CtlPolicy *p) {
                 r = sd_bus_message_append(m, "{sv}", "HotWindow", "u", p->hot_window);
         if (r >= 0 && p->has_allow_human_members)
                 r = sd_bus_message_append(m, "{sv}", "AllowHumanMembers", "b", (int) p->allow_human_members);
+        if (r >= 0 && p->has_approval_groups) {
+                r = sd_bus_message_open_container(m, 'e', "sv");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", "ApprovalGroups");
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'v', "as");
+                if (r >= 0)
+                        r = sd_bus_message_append_strv(m, p->approval_groups);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+        }
+        if (r >= 0 && p->has_max_grant)
+                r = sd_bus_message_append(m, "{sv}", "MaxGrantUSec", "t", p->max_grant_usec);
+        if (r >= 0 && p->has_request_timeout)
+                r = sd_bus_message_append(m, "{sv}", "RequestTimeoutUSec", "t", p->request_timeout_usec);
+        if (r >= 0 && p->has_retire_needs_approval)
+                r = sd_bus_message_append(m, "{sv}", "RetireNeedsApproval", "b", (int) p->retire_needs_approval);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         return r;
@@ -407,8 +485,26 @@ int ctl_group_archive(CtlBus *b, const char *name, uint32_t generation, CtlError
         return group_call(b, name, "Archive", NULL, e, "u", generation);
 }
 
-int ctl_group_retire(CtlBus *b, const char *name, uint32_t generation, CtlError *e) {
-        return group_call(b, name, "Retire", NULL, e, "u", generation);
+static int read_path_reply(sd_bus_message *reply, const char *method, char **ret, CtlError *e) {
+        const char *path;
+        int r;
+
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return fail_reply(e, r, method);
+        *ret = strdup(path);
+        return *ret ? 0 : fail(e, -ENOMEM, NULL, NULL);
+}
+
+int ctl_group_retire(CtlBus *b, const char *name, uint32_t generation, const char *justification,
+                     char **ret_request_path, CtlError *e) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = group_call(b, name, "Retire", &reply, e, "us", generation, justification ?: "");
+        if (r < 0)
+                return r;
+        return read_path_reply(reply, "Retire", ret_request_path, e);
 }
 
 int ctl_group_load(CtlBus *b, const char *name, CtlError *e) {
@@ -435,4 +531,219 @@ int ctl_reload(CtlBus *b, char ***ret_problems, CtlError *e) {
         }
         *ret_problems = problems;
         return 0;
+}
+
+/* ---- break-glass requests ---- */
+
+int ctl_request_access(CtlBus *b, const char *group, const char *justification, uint64_t duration_usec,
+                       char **ret_path, CtlError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_call_method(b->bus, SVC, MGR_PATH, MGR_IFACE, "RequestAccess", &be, &reply, "sst", group,
+                               justification, duration_usec);
+        if (r < 0)
+                return fail(e, r, &be, NULL);
+        return read_path_reply(reply, "RequestAccess", ret_path, e);
+}
+
+int ctl_requests_list(CtlBus *b, CtlRequest **ret, size_t *ret_n, CtlError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        CtlRequest *list = NULL;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_call_method(b->bus, SVC, MGR_PATH, MGR_IFACE, "ListRequests", &be, &reply, NULL);
+        if (r < 0)
+                return fail(e, r, &be, NULL);
+        r = sd_bus_message_enter_container(reply, 'a', "(otssusst)");
+        for (;;) {
+                const char *path, *kind, *group, *state, *justification;
+                CtlRequest *grown, q = {};
+
+                if (r < 0)
+                        break;
+                r = sd_bus_message_read(reply, "(otssusst)", &path, &q.id, &kind, &group, &q.requester, &state,
+                                        &justification, &q.expires_usec);
+                if (r <= 0)
+                        break;
+                grown = reallocarray(list, n + 1, sizeof(CtlRequest));
+                if (!grown) {
+                        r = -ENOMEM;
+                        break;
+                }
+                list = grown;
+                list[n++] = q;
+                if (strdup_to(path, &list[n - 1].path) < 0 || strdup_to(kind, &list[n - 1].kind) < 0 ||
+                    strdup_to(group, &list[n - 1].group) < 0 || strdup_to(state, &list[n - 1].state) < 0 ||
+                    strdup_to(justification, &list[n - 1].justification) < 0)
+                        r = -ENOMEM;
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r < 0) {
+                ctl_requests_free(list, n);
+                return fail_reply(e, r, "ListRequests");
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
+static int read_approvals(sd_bus_message *m, CtlRequest *q) {
+        CtlApproval a;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'v', "a(uut)");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(m, 'a', "(uut)");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(m, "(uut)", &a.level, &a.uid, &a.usec)) > 0) {
+                CtlApproval *grown = reallocarray(q->approvals, q->n_approvals + 1, sizeof(CtlApproval));
+
+                if (!grown)
+                        return -ENOMEM;
+                q->approvals = grown;
+                q->approvals[q->n_approvals++] = a;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+static int read_request_property(sd_bus_message *m, const char *key, CtlRequest *q) {
+        static const struct {
+                const char *key;
+                size_t offset;
+        } strings[] = {
+                { "Kind", offsetof(CtlRequest, kind) },
+                { "Group", offsetof(CtlRequest, group) },
+                { "Justification", offsetof(CtlRequest, justification) },
+                { "State", offsetof(CtlRequest, state) },
+                { "Reason", offsetof(CtlRequest, reason) },
+        }, times[] = {
+                { "Id", offsetof(CtlRequest, id) },
+                { "DurationUSec", offsetof(CtlRequest, duration_usec) },
+                { "CreatedUSec", offsetof(CtlRequest, created_usec) },
+                { "DeadlineUSec", offsetof(CtlRequest, deadline_usec) },
+                { "GrantedUSec", offsetof(CtlRequest, granted_usec) },
+                { "ExpiresUSec", offsetof(CtlRequest, expires_usec) },
+                { "ClosedUSec", offsetof(CtlRequest, closed_usec) },
+        }, uints[] = {
+                { "Generation", offsetof(CtlRequest, generation) },
+                { "Requester", offsetof(CtlRequest, requester) },
+                { "ClosedBy", offsetof(CtlRequest, closed_by) },
+        };
+        const char *s;
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(strings); i++)
+                if (strcmp(key, strings[i].key) == 0) {
+                        r = sd_bus_message_read(m, "v", "s", &s);
+                        return r < 0 ? r : strdup_to(s, (char **) ((uint8_t *) q + strings[i].offset));
+                }
+        for (size_t i = 0; i < ELEMENTSOF(times); i++)
+                if (strcmp(key, times[i].key) == 0)
+                        return sd_bus_message_read(m, "v", "t", (uint64_t *) ((uint8_t *) q + times[i].offset));
+        for (size_t i = 0; i < ELEMENTSOF(uints); i++)
+                if (strcmp(key, uints[i].key) == 0)
+                        return sd_bus_message_read(m, "v", "u", (uint32_t *) ((uint8_t *) q + uints[i].offset));
+        if (strcmp(key, "ApprovalGroups") == 0)
+                return read_strv_variant(m, &q->approval_groups);
+        if (strcmp(key, "Approvals") == 0)
+                return read_approvals(m, q);
+        return sd_bus_message_skip(m, "v"); /* a property added later */
+}
+
+int ctl_request_get_at(CtlBus *b, const char *path, CtlRequest *ret, CtlError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        CtlRequest q = {};
+        int r;
+
+        r = sd_bus_call_method(b->bus, SVC, path, PROPERTIES_IFACE, "GetAll", &be, &reply, "s", REQUEST_IFACE);
+        if (r < 0)
+                return fail(e, r, &be, NULL);
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                const char *key;
+
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r >= 0)
+                        r = read_request_property(reply, key, &q);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r >= 0 && (q.id == 0 || !q.kind || !q.group || !q.state))
+                r = -EBADMSG;
+        if (r >= 0)
+                r = strdup_to(path, &q.path);
+        if (r < 0) {
+                ctl_request_done(&q);
+                return fail_reply(e, r, "GetAll(" REQUEST_IFACE ")");
+        }
+        *ret = q;
+        return 0;
+}
+
+static int request_path(CtlBus *b, uint64_t id, char **ret, CtlError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_call_method(b->bus, SVC, MGR_PATH, MGR_IFACE, "GetRequest", &be, &reply, "t", id);
+        if (r < 0)
+                return fail(e, r, &be, NULL);
+        return read_path_reply(reply, "GetRequest", ret, e);
+}
+
+int ctl_request_get(CtlBus *b, uint64_t id, CtlRequest *ret, CtlError *e) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = request_path(b, id, &path, e);
+        if (r < 0)
+                return r;
+        return ctl_request_get_at(b, path, ret, e);
+}
+
+/* A method of request id, found with GetRequest (object paths are dkmd's to build). */
+static int request_call(CtlBus *b, uint64_t id, const char *method, CtlError *e, const char *types, ...) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *path = NULL;
+        va_list ap;
+        int r;
+
+        r = request_path(b, id, &path, e);
+        if (r < 0)
+                return r;
+        va_start(ap, types);
+        r = sd_bus_call_methodv(b->bus, SVC, path, REQUEST_IFACE, method, &be, NULL, types, ap);
+        va_end(ap);
+        return r < 0 ? fail(e, r, &be, NULL) : 0;
+}
+
+int ctl_request_approve(CtlBus *b, uint64_t id, CtlError *e) {
+        return request_call(b, id, "Approve", e, NULL);
+}
+
+int ctl_request_deny(CtlBus *b, uint64_t id, const char *reason, CtlError *e) {
+        return request_call(b, id, "Deny", e, "s", reason ?: "");
+}
+
+int ctl_request_cancel(CtlBus *b, uint64_t id, CtlError *e) {
+        return request_call(b, id, "Cancel", e, NULL);
+}
+
+int ctl_request_revoke(CtlBus *b, uint64_t id, CtlError *e) {
+        return request_call(b, id, "Revoke", e, NULL);
 }

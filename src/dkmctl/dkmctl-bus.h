@@ -41,6 +41,10 @@ typedef struct CtlGroup {
         uint64_t rollover_period_usec, propagation_delay_usec;
         uint32_t hot_window;
         bool allow_human_members;
+        /* The break-glass policy: approver Unix groups per level, in order (NULL: none) */
+        char **approval_groups;
+        uint64_t max_grant_usec, request_timeout_usec;
+        bool retire_needs_approval;
         CtlGeneration *generations;
         size_t n_generations;
 } CtlGroup;
@@ -53,10 +57,44 @@ void ctl_groups_free(CtlGroup *groups, size_t n);
 typedef struct CtlPolicy {
         const char *algorithm; /* CreateGroup only; NULL: not sent */
         bool has_rollover_period, has_propagation_delay, has_hot_window, has_allow_human_members;
+        bool has_approval_groups, has_max_grant, has_request_timeout, has_retire_needs_approval;
         uint64_t rollover_period_usec, propagation_delay_usec;
         uint32_t hot_window;
         bool allow_human_members;
+        char **approval_groups; /* NULL-terminated; empty: no level (break-glass off) */
+        uint64_t max_grant_usec, request_timeout_usec;
+        bool retire_needs_approval;
 } CtlPolicy;
+
+/* One approval of a break-glass request. */
+typedef struct CtlApproval {
+        uint32_t level; /* 0-based */
+        uint32_t uid;
+        uint64_t usec;
+} CtlApproval;
+
+/* A request object's properties. ListRequests fills only path, id, kind, group, requester, state,
+ * justification and expires_usec. */
+typedef struct CtlRequest {
+        char *path;
+        uint64_t id;
+        char *kind; /* access, retire */
+        char *group;
+        uint32_t generation; /* retire */
+        uint32_t requester;
+        char *justification;
+        uint64_t duration_usec, created_usec, deadline_usec;
+        char **approval_groups; /* the level's approver groups, in order */
+        CtlApproval *approvals;
+        size_t n_approvals;
+        char *state;
+        uint64_t granted_usec, expires_usec, closed_usec; /* 0 = not (yet) */
+        uint32_t closed_by;
+        char *reason;
+} CtlRequest;
+
+void ctl_request_done(CtlRequest *r);
+void ctl_requests_free(CtlRequest *requests, size_t n);
 
 /* Every function returns 0 or a negative errno with *e filled (e may not be NULL). */
 int ctl_bus_open(CtlBus **ret, CtlError *e);
@@ -77,7 +115,23 @@ int ctl_group_create(CtlBus *b, const char *name, uint32_t gid, const CtlPolicy 
 int ctl_group_set_policy(CtlBus *b, const char *name, const CtlPolicy *p, CtlError *e);
 int ctl_group_rollover(CtlBus *b, const char *name, uint32_t *ret_generation, CtlError *e);
 int ctl_group_archive(CtlBus *b, const char *name, uint32_t generation, CtlError *e);
-int ctl_group_retire(CtlBus *b, const char *name, uint32_t generation, CtlError *e);
+/* Retire(generation, justification): the request filed, or "/" when it was retired at once. */
+int ctl_group_retire(CtlBus *b, const char *name, uint32_t generation, const char *justification,
+                     char **ret_request_path, CtlError *e);
 int ctl_group_load(CtlBus *b, const char *name, CtlError *e);
 /* Reload(): the problems (a NULL-terminated list, possibly empty). */
 int ctl_reload(CtlBus *b, char ***ret_problems, CtlError *e);
+
+/* RequestAccess(group, justification, duration): the new request's object path. */
+int ctl_request_access(CtlBus *b, const char *group, const char *justification, uint64_t duration_usec,
+                       char **ret_path, CtlError *e);
+/* ListRequests: every request, oldest first (the fields it carries only). */
+int ctl_requests_list(CtlBus *b, CtlRequest **ret, size_t *ret_n, CtlError *e);
+/* Every property of the request at path, or of request id (found with GetRequest). */
+int ctl_request_get_at(CtlBus *b, const char *path, CtlRequest *ret, CtlError *e);
+int ctl_request_get(CtlBus *b, uint64_t id, CtlRequest *ret, CtlError *e);
+/* Approve, Deny(reason), Cancel, Revoke of request id. */
+int ctl_request_approve(CtlBus *b, uint64_t id, CtlError *e);
+int ctl_request_deny(CtlBus *b, uint64_t id, const char *reason, CtlError *e);
+int ctl_request_cancel(CtlBus *b, uint64_t id, CtlError *e);
+int ctl_request_revoke(CtlBus *b, uint64_t id, CtlError *e);

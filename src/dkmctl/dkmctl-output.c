@@ -2,12 +2,14 @@
 /* dkmctl's human output: aligned tables with a header line (systemctl's look), times and gids. */
 #include <errno.h>
 #include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "dkmctl-output.h"
+#include "json-writer.h"
 
 struct Table {
         size_t n_columns;
@@ -113,6 +115,15 @@ const char *format_time_local(uint64_t usec, char buf[static FORMAT_MAX]) {
         return buf;
 }
 
+const char *format_time_utc(uint64_t usec, char buf[static FORMAT_MAX]) {
+        time_t t = (time_t) (usec / 1000000U);
+        struct tm tm;
+
+        if (usec == 0 || !gmtime_r(&t, &tm) || strftime(buf, FORMAT_MAX, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+                snprintf(buf, FORMAT_MAX, "-");
+        return buf;
+}
+
 const char *format_time_left(uint64_t usec, uint64_t now, char buf[static FORMAT_MAX]) {
         static const struct {
                 const char *suffix;
@@ -143,6 +154,55 @@ const char *format_time_left(uint64_t usec, uint64_t now, char buf[static FORMAT
         }
         if (!future)
                 snprintf(buf + used, FORMAT_MAX - used, " ago");
+        return buf;
+}
+
+bool lookup_user(uint32_t uid, char buf[static FORMAT_MAX]) {
+        struct passwd pw, *result = NULL;
+        char mem[16384];
+
+        if (getpwuid_r((uid_t) uid, &pw, mem, sizeof(mem), &result) != 0 || !result)
+                return false;
+        snprintf(buf, FORMAT_MAX, "%s", result->pw_name);
+        return true;
+}
+
+const char *format_user(uint32_t uid, char buf[static FORMAT_MAX]) {
+        if (!lookup_user(uid, buf))
+                snprintf(buf, FORMAT_MAX, "%u", (unsigned) uid);
+        return buf;
+}
+
+char *escape_for_terminal(const char *s, size_t max_chars) {
+        const unsigned char *p = (const unsigned char *) s;
+        size_t chars = 0, used = 0;
+        /* Each byte becomes at most 4 ("\xHH"); plus "…" and the NUL. */
+        char *buf = malloc(4 * strlen(s) + 4);
+
+        if (!buf)
+                return NULL;
+        while (*p) {
+                size_t n = json_utf8_valid_length((const char *) p);
+                bool c1 = n == 2 && p[0] == 0xc2 && p[1] < 0xa0; /* U+0080..U+009F: CSI and friends */
+
+                if (max_chars > 0 && chars == max_chars) {
+                        used += (size_t) sprintf(buf + used, "…");
+                        break;
+                }
+                if (n == 0 || c1 || *p < 0x20 || *p == 0x7f || *p == '\\') {
+                        size_t k = MAX(n, (size_t) 1);
+
+                        for (size_t i = 0; i < k; i++)
+                                used += (size_t) sprintf(buf + used, "\\x%02x", p[i]);
+                        p += k;
+                } else {
+                        memcpy(buf + used, p, n);
+                        used += n;
+                        p += n;
+                }
+                chars++;
+        }
+        buf[used] = 0;
         return buf;
 }
 

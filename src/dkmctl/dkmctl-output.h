@@ -34,6 +34,19 @@ const char *format_time_local(uint64_t usec, char buf[static FORMAT_MAX]);
 const char *format_time_left(uint64_t usec, uint64_t now, char buf[static FORMAT_MAX]);
 uint64_t now_realtime_usec(void);
 
+/* UTC, for the audit log (its --since and --until read the same form): "2025-07-01 10:00:00 UTC". */
+const char *format_time_utc(uint64_t usec, char buf[static FORMAT_MAX]);
+
+/* The user database's name for uid; false if it has none. */
+bool lookup_user(uint32_t uid, char buf[static FORMAT_MAX]);
+/* "alice", or "1001" when the user database has no such uid. */
+const char *format_user(uint32_t uid, char buf[static FORMAT_MAX]);
+
+/* A copy of s that is safe on a terminal: control characters (C0, DEL, C1), bytes that are not
+ * UTF-8 and '\' as \xHH; at most max_chars characters, then "…" (0: no limit). NULL if out of
+ * memory. */
+char *escape_for_terminal(const char *s, size_t max_chars);
+
 /* The group database's name for gid; false if it has none. */
 bool lookup_unix_group(uint32_t gid, char buf[static FORMAT_MAX]);
 /* "mail-svc (990)", or "990" when the group database has no such gid. */

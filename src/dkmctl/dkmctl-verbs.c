@@ -42,6 +42,14 @@ static void json_group(JsonWriter *w, const CtlGroup *g, bool generations) {
         json_field_uint(w, "propagation_delay_usec", g->propagation_delay_usec);
         json_field_uint(w, "hot_window", g->hot_window);
         json_field_bool(w, "allow_human_members", g->allow_human_members);
+        json_key(w, "approval_groups");
+        json_array_begin(w);
+        for (size_t i = 0; g->approval_groups && g->approval_groups[i]; i++)
+                json_string(w, g->approval_groups[i]);
+        json_array_end(w);
+        json_field_uint(w, "max_grant_usec", g->max_grant_usec);
+        json_field_uint(w, "request_timeout_usec", g->request_timeout_usec);
+        json_field_bool(w, "retire_needs_approval", g->retire_needs_approval);
         if (generations) {
                 json_key(w, "generations");
                 json_array_begin(w);
@@ -72,6 +80,26 @@ static void json_print_group(const CtlGroup *g) {
 
 static const char *yes_no_humans(bool allowed) {
         return allowed ? "allowed" : "refused";
+}
+
+/* "ops, then security", or "none (break-glass is off)". */
+static char *format_levels(char **groups) {
+        size_t size = 64;
+        char *buf;
+
+        for (size_t i = 0; groups && groups[i]; i++)
+                size += strlen(groups[i]) + 8;
+        buf = malloc(size);
+        if (!buf)
+                return NULL;
+        if (!groups || !groups[0]) {
+                snprintf(buf, size, "none (break-glass is off)");
+                return buf;
+        }
+        buf[0] = 0;
+        for (size_t i = 0; groups[i]; i++)
+                snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", i == 0 ? "" : ", then ", groups[i]);
+        return buf;
 }
 
 static const char *format_period(uint64_t usec, char buf[static FORMAT_MAX]) {
@@ -239,6 +267,7 @@ static int generations_table(const CtlGroup *g) {
 
 static int print_group(const CtlGroup *g) {
         char buf[FORMAT_MAX], when[FORMAT_MAX], left[FORMAT_MAX];
+        _cleanup_free_ char *levels = NULL;
         uint64_t now = now_realtime_usec();
 
         if (arg.json) {
@@ -268,6 +297,16 @@ static int print_group(const CtlGroup *g) {
         printf("Hot window:          %u archived generation%s\n", (unsigned) g->hot_window,
                g->hot_window == 1 ? "" : "s");
         printf("Human members:       %s\n", yes_no_humans(g->allow_human_members));
+        levels = format_levels(g->approval_groups);
+        if (!levels)
+                return fail_oom();
+        printf("Approval groups:     %s\n", levels);
+        format_duration_usec(g->max_grant_usec, buf, sizeof(buf));
+        printf("Max grant:           %s\n", buf);
+        format_duration_usec(g->request_timeout_usec, buf, sizeof(buf));
+        printf("Request timeout:     %s\n", buf);
+        printf("Retire:              %s\n",
+               g->retire_needs_approval ? "needs the approval of every level" : "at once, without approval");
         printf("Object path:         %s\n\n", g->path);
         return generations_table(g);
 }
@@ -334,7 +373,8 @@ int verb_group_set_policy(char **args) {
         _cleanup_ctl_bus_ CtlBus *b = NULL;
         _cleanup_(ctl_error_done) CtlError e = CTL_ERROR_NULL;
         _cleanup_(ctl_group_done) CtlGroup g = {};
-        char period[FORMAT_MAX], delay[FORMAT_MAX];
+        char period[FORMAT_MAX], delay[FORMAT_MAX], grant[FORMAT_MAX], timeout[FORMAT_MAX];
+        _cleanup_free_ char *levels = NULL;
         int r;
 
         r = connect_bus(&b);
@@ -351,9 +391,16 @@ int verb_group_set_policy(char **args) {
                 return 0;
         }
         format_duration_usec(g.propagation_delay_usec, delay, sizeof(delay));
-        printf("Policy of %s: rollover period %s, propagation delay %s, hot window %u, human members %s.\n", g.name,
-               format_period(g.rollover_period_usec, period), delay, (unsigned) g.hot_window,
-               yes_no_humans(g.allow_human_members));
+        format_duration_usec(g.max_grant_usec, grant, sizeof(grant));
+        format_duration_usec(g.request_timeout_usec, timeout, sizeof(timeout));
+        levels = format_levels(g.approval_groups);
+        if (!levels)
+                return fail_oom();
+        printf("Policy of %s: rollover period %s, propagation delay %s, hot window %u, human members %s; "
+               "approval groups %s, max grant %s, request timeout %s, retire %s.\n",
+               g.name, format_period(g.rollover_period_usec, period), delay, (unsigned) g.hot_window,
+               yes_no_humans(g.allow_human_members), levels, grant, timeout,
+               g.retire_needs_approval ? "needs approval" : "without approval");
         return 0;
 }
 
@@ -426,9 +473,7 @@ static void json_generation_done(const char *name, uint32_t number, const char *
         json_finish(&w);
 }
 
-/* archive and retire: one generation changes state through one bus call. */
-static int generation_verb(char **args, int (*call)(CtlBus *, const char *, uint32_t, CtlError *),
-                           const char *state, const char *done_verb, const char *done_tail) {
+int verb_group_archive(char **args) {
         _cleanup_ctl_bus_ CtlBus *b = NULL;
         _cleanup_(ctl_error_done) CtlError e = CTL_ERROR_NULL;
         uint32_t number;
@@ -440,23 +485,76 @@ static int generation_verb(char **args, int (*call)(CtlBus *, const char *, uint
         r = connect_bus(&b);
         if (r != 0)
                 return r;
-        r = call(b, args[0], number, &e);
+        r = ctl_group_archive(b, args[0], number, &e);
         if (r < 0)
                 return fail(r, &e);
         if (arg.json)
-                json_generation_done(args[0], number, state);
+                json_generation_done(args[0], number, "archived");
         else
-                printf("%s generation %u of %s%s\n", done_verb, (unsigned) number, args[0], done_tail);
+                printf("Archived generation %u of %s.\n", (unsigned) number, args[0]);
         return 0;
 }
 
-int verb_group_archive(char **args) {
-        return generation_verb(args, ctl_group_archive, "archived", "Archived", ".");
-}
-
+/* Retire files a request (the policy wants approvals) or retires at once (the path is "/"). */
 int verb_group_retire(char **args) {
-        return generation_verb(args, ctl_group_retire, "retired", "Retired",
-                               ": its key is destroyed; data encrypted with it is unreadable.");
+        _cleanup_ctl_bus_ CtlBus *b = NULL;
+        _cleanup_(ctl_error_done) CtlError e = CTL_ERROR_NULL;
+        _cleanup_(ctl_request_done) CtlRequest q = {};
+        _cleanup_free_ char *path = NULL;
+        _cleanup_free_ char *levels = NULL;
+        uint32_t number;
+        int r;
+
+        r = parse_generation(args[1], &number);
+        if (r != 0)
+                return r;
+        r = connect_bus(&b);
+        if (r != 0)
+                return r;
+        r = ctl_group_retire(b, args[0], number, arg.justification, &path, &e);
+        if (r < 0)
+                return fail(r, &e);
+        if (strcmp(path, "/") == 0) {
+                if (arg.json)
+                        json_generation_done(args[0], number, "retired");
+                else
+                        printf("Retired generation %u of %s: its key is destroyed; data encrypted with it is "
+                               "unreadable.\n",
+                               (unsigned) number, args[0]);
+                return 0;
+        }
+        r = ctl_request_get_at(b, path, &q, &e);
+        if (r < 0) {
+                char *why;
+
+                if (asprintf(&why, "request %s filed, but reading it failed: %s", path, e.message ?: strerror(-r)) < 0)
+                        return fail_oom();
+                free(e.message);
+                e.message = why;
+                return fail(r, &e);
+        }
+        if (arg.json) {
+                JsonWriter w;
+
+                json_init(&w, stdout);
+                json_object_begin(&w);
+                json_field_string(&w, "group", args[0]);
+                json_field_uint(&w, "generation", number);
+                json_field_string(&w, "state", "requested");
+                json_field_uint(&w, "request", q.id);
+                json_field_string(&w, "path", q.path);
+                json_object_end(&w);
+                json_finish(&w);
+                return 0;
+        }
+        levels = format_levels(q.approval_groups);
+        if (!levels)
+                return fail_oom();
+        printf("Filed request %llu to retire generation %u of %s: it needs the approval of %s (dkmctl access show "
+               "%llu).\n",
+               (unsigned long long) q.id, (unsigned) number, args[0], levels, (unsigned long long) q.id);
+        printf("Object path: %s\n", q.path);
+        return 0;
 }
 
 int verb_group_load(char **args) {

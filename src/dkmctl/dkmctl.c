@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "dkmctl-output.h"
 #include "dkmctl.h"
 #include "parse.h"
 
@@ -33,6 +34,17 @@ static const struct {
         { "org.dkm.KeyManager1.Error.StoreLocked", EXIT_LOCKED },
         { "org.dkm.KeyManager1.Error.LoadFailed", EXIT_LOAD_FAILED },
         { "org.dkm.KeyManager1.Error.StoreError", EXIT_STORE },
+        { "org.dkm.KeyManager1.Error.NoSuchRequest", EXIT_NOT_FOUND },
+        { "org.dkm.KeyManager1.Error.RequestExpired", EXIT_STATE },
+        { "org.dkm.KeyManager1.Error.SelfApproval", EXIT_NOT_APPROVER },
+        { "org.dkm.KeyManager1.Error.DuplicateApprover", EXIT_NOT_APPROVER },
+        { "org.dkm.KeyManager1.Error.NotApprover", EXIT_NOT_APPROVER },
+        { "org.dkm.KeyManager1.Error.NoApprovers", EXIT_REQUEST },
+        { "org.dkm.KeyManager1.Error.JustificationRequired", EXIT_REQUEST },
+        { "org.dkm.KeyManager1.Error.DurationTooLong", EXIT_REQUEST },
+        { "org.dkm.KeyManager1.Error.AlreadyMember", EXIT_REQUEST },
+        { "org.dkm.KeyManager1.Error.TooManyRequests", EXIT_REQUEST },
+        { "org.dkm.KeyManager1.Error.AuditFailed", EXIT_AUDIT_FAILED },
         /* The bus policy refused the call before dkmd saw it. */
         { "org.freedesktop.DBus.Error.AccessDenied", EXIT_DENIED },
         /* The group went away between GetGroup and the call. */
@@ -94,6 +106,7 @@ typedef struct Verb {
         unsigned required_options; /* at least one of these must be given */
         int (*run)(char **args);
         const char *usage;
+        unsigned needed_options; /* every one of these must be given */
 } Verb;
 
 static const Verb verbs[] = {
@@ -105,25 +118,56 @@ static const Verb verbs[] = {
           "               [--propagation-delay=DUR] [--hot-window=N] [--allow-human-members]" },
         { "group", "set-policy", 1, OPT_POLICY, OPT_POLICY, verb_group_set_policy,
           "group set-policy NAME [--rollover-period=DUR] [--propagation-delay=DUR] [--hot-window=N]\n"
-          "               [--allow-human-members=yes|no]" },
+          "               [--allow-human-members=yes|no] [--approval-groups=GROUP,...] [--max-grant=DUR]\n"
+          "               [--request-timeout=DUR] [--retire-needs-approval=yes|no]" },
         { "group", "rollover", 1, 0, 0, verb_group_rollover, "group rollover NAME" },
         { "group", "archive", 2, 0, 0, verb_group_archive, "group archive NAME GENERATION" },
-        { "group", "retire", 2, 0, 0, verb_group_retire, "group retire NAME GENERATION" },
+        { "group", "retire", 2, OPT_JUSTIFICATION, 0, verb_group_retire,
+          "group retire NAME GENERATION [--justification=TEXT]" },
         { "group", "load", 1, 0, 0, verb_group_load, "group load NAME" },
         { "reload", NULL, 0, 0, 0, verb_reload, "reload" },
+        { "access", "request", 1, OPT_JUSTIFICATION | OPT_DURATION, 0, verb_access_request,
+          "access request GROUP --justification=TEXT --duration=DUR", OPT_JUSTIFICATION | OPT_DURATION },
+        { "access", "list", 0, 0, 0, verb_access_list, "access list" },
+        { "access", "show", 1, 0, 0, verb_access_show, "access show ID" },
+        { "access", "approve", 1, 0, 0, verb_access_approve, "access approve ID" },
+        { "access", "deny", 1, OPT_REASON, 0, verb_access_deny, "access deny ID --reason=TEXT", OPT_REASON },
+        { "access", "cancel", 1, 0, 0, verb_access_cancel, "access cancel ID" },
+        { "access", "revoke", 1, 0, 0, verb_access_revoke, "access revoke ID" },
+        { "audit", "show", 0, OPT_DIR | OPT_AUDIT_FILTER, 0, verb_audit_show,
+          "audit show [--dir=DIR] [--group=NAME] [--event=EVENT] [--since=TIME] [--until=TIME]\n"
+          "               [--checkpoints]" },
+        { "audit", "verify", 0, OPT_DIR | OPT_PUBLIC_KEY, 0, verb_audit_verify,
+          "audit verify [--dir=DIR] [--public-key=FILE]" },
+};
+
+/* The subcommands of each two-word command, for "needs a subcommand". */
+static const struct {
+        const char *name, *subs;
+} commands[] = {
+        { "group", "list, show, create, set-policy, rollover, archive, retire or load" },
+        { "access", "request, list, show, approve, deny, cancel or revoke" },
+        { "audit", "show or verify" },
 };
 
 /* Option names by OPT_* bit, for "does not apply" and "needs" messages. */
 static const char *const option_names[] = {
-        "--unix-group",        "--algorithm",  "--rollover-period",
-        "--propagation-delay", "--hot-window", "--allow-human-members",
+        "--unix-group",      "--algorithm",       "--rollover-period",
+        "--propagation-delay", "--hot-window",    "--allow-human-members",
+        "--approval-groups", "--max-grant",       "--request-timeout",
+        "--retire-needs-approval", "--justification", "--duration",
+        "--reason",          "--dir",             "--group",
+        "--event",           "--since",           "--until",
+        "--checkpoints",     "--public-key",
 };
 
 static void help(void) {
         printf("dkmctl [OPTIONS] COMMAND ...\n\n"
                "Administer the key groups of dkmd, the dkm key manager, over D-Bus\n"
                "(org.dkm.KeyManager1 on the system bus). Reading is open to everyone the bus lets in;\n"
-               "changes need root or dkmd's admin group.\n\nCommands:\n");
+               "changes need root or dkmd's admin group. Anyone may request break-glass access; the\n"
+               "approver groups of the key group's policy approve it. 'audit' reads the audit log's\n"
+               "directory itself (root-only: run as root, or on a copy).\n\nCommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 printf("  %s\n", verbs[i].usage);
         printf("\nOptions:\n"
@@ -135,14 +179,35 @@ static void help(void) {
                "     --propagation-delay=DUR        a new generation is pending (decrypt-only) for DUR\n"
                "     --hot-window=N                 archived generations kept in the kernel\n"
                "     --allow-human-members[=yes|no] allow members who can log in (default: no)\n"
+               "     --approval-groups=GROUP,...    break-glass approver groups, one per level, in order;\n"
+               "                                    empty: none (break-glass off)\n"
+               "     --max-grant=DUR                the longest access a request may ask for\n"
+               "     --request-timeout=DUR          a request not fully approved by then expires\n"
+               "     --retire-needs-approval=yes|no retiring a generation files a request (default: yes)\n"
+               "     --justification=TEXT           why (recorded in the request and the audit log)\n"
+               "     --duration=DUR                 how long the access lasts once granted\n"
+               "     --reason=TEXT                  why the request is denied (may be empty)\n"
+               "     --dir=DIR                      the audit directory (default: $DKM_STATE_DIR/audit,\n"
+               "                                    else " DKM_DEFAULT_STATE_DIR "/audit)\n"
+               "     --group=NAME                   records of key group NAME (object group/NAME...)\n"
+               "     --event=EVENT                  records of this event (request, approve, rollover, ...)\n"
+               "     --since=TIME, --until=TIME     records from TIME on, before TIME\n"
+               "     --checkpoints                  also the signed checkpoint records\n"
+               "     --public-key=FILE              verify with this copy of audit.pub (recommended)\n"
                "  -h --help                          show this help\n"
                "     --version                      show the version\n"
-               "\nDUR: 90 (seconds), 90s, 15min, 12h, 30d, 2w, 1d12h. JSON shapes: docs/DKMCTL.md.\n"
-               "\nExit status: 0 ok, 1 other failure, 2 usage, 3 no such group or generation,\n"
-               "4 access denied, 5 invalid argument, 6 refused in the current state (exists,\n"
-               "active, already archived, rollover pending), 7 approval required, 8 human members,\n"
+               "\nDUR: 90 (seconds), 90s, 15min, 12h, 30d, 2w, 1d12h. TIME (UTC): @UNIXSECONDS,\n"
+               "YYYY-MM-DD, 'YYYY-MM-DD HH:MM:SS', or -DUR (that long ago). JSON shapes: docs/DKMCTL.md.\n"
+               "\nExit status: 0 ok, 1 other failure, 2 usage, 3 no such group, generation, request or\n"
+               "audit log, 4 access denied (or the audit log is root-only), 5 invalid argument,\n"
+               "6 refused in the current state (exists, active, already archived, rollover pending,\n"
+               "request no longer pending or expired), 7 approval required, 8 human members,\n"
                "9 store locked, 10 kernel load failed (the change was made), 11 store error,\n"
-               "12 dkmd not reachable, 13 reload found problems.\n");
+               "12 dkmd not reachable, 13 reload found problems, 14 not an approver (own request,\n"
+               "approved a level already, not in the level's group), 15 request refused (no\n"
+               "approvers, no justification, duration too long, already a member, too many requests),\n"
+               "16 dkmd could not write the audit record (nothing changed), 17 the audit log is\n"
+               "damaged or was tampered with.\n");
 }
 
 static int parse_bool(const char *s, bool *ret) {
@@ -162,6 +227,44 @@ static int parse_duration_option(const char *name, const char *value, uint64_t *
         return 0;
 }
 
+static int parse_time_option(const char *name, const char *value, uint64_t *ret) {
+        if (parse_audit_time(value, now_realtime_usec(), ret) < 0)
+                return fail_local(EXIT_USAGE,
+                                  "%s=%s: not a time (@UNIXSECONDS, YYYY-MM-DD, 'YYYY-MM-DD HH:MM:SS' in UTC, or "
+                                  "-DUR for that long ago).",
+                                  name, value);
+        return 0;
+}
+
+/* "ops,security" as a list of Unix group names; "" is the empty list. Each must be known here,
+ * so a typo never reaches dkmd; a number is sent as its name when it has one. */
+static int parse_approval_groups(const char *value, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+        _cleanup_free_ char *copy = strdup(value);
+        size_t n = 0;
+        char *state = NULL;
+
+        if (!copy)
+                return fail_local(EXIT_FAILURE, "out of memory.");
+        l = calloc(strlen(value) / 2 + 2, sizeof(char *));
+        if (!l)
+                return fail_local(EXIT_FAILURE, "out of memory.");
+        if (value[0] != 0 && (value[0] == ',' || value[strlen(value) - 1] == ',' || strstr(value, ",,")))
+                return fail_local(EXIT_USAGE, "--approval-groups=%s: an empty group name.", value);
+        for (char *w = strtok_r(copy, ",", &state); w; w = strtok_r(NULL, ",", &state)) {
+                char name[FORMAT_MAX];
+                gid_t gid;
+
+                if (parse_gid(w, &gid) < 0)
+                        return fail_local(EXIT_USAGE, "--approval-groups=%s: no such Unix group '%s'.", value, w);
+                l[n] = strdup(lookup_unix_group((uint32_t) gid, name) ? name : w);
+                if (!l[n++])
+                        return fail_local(EXIT_FAILURE, "out of memory.");
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 /* 1 to run a verb, 0 to exit successfully (--help, --version), or an exit status (> 1). */
 static int parse_argv(int argc, char *argv[]) {
         enum {
@@ -174,6 +277,20 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_DELAY,
                 ARG_HOT_WINDOW,
                 ARG_HUMANS,
+                ARG_APPROVAL_GROUPS,
+                ARG_MAX_GRANT,
+                ARG_REQUEST_TIMEOUT,
+                ARG_RETIRE_NEEDS_APPROVAL,
+                ARG_JUSTIFICATION,
+                ARG_DURATION,
+                ARG_REASON,
+                ARG_DIR,
+                ARG_GROUP,
+                ARG_EVENT,
+                ARG_SINCE,
+                ARG_UNTIL,
+                ARG_CHECKPOINTS,
+                ARG_PUBLIC_KEY,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -186,6 +303,20 @@ static int parse_argv(int argc, char *argv[]) {
                 { "propagation-delay", required_argument, NULL, ARG_DELAY },
                 { "hot-window", required_argument, NULL, ARG_HOT_WINDOW },
                 { "allow-human-members", optional_argument, NULL, ARG_HUMANS },
+                { "approval-groups", required_argument, NULL, ARG_APPROVAL_GROUPS },
+                { "max-grant", required_argument, NULL, ARG_MAX_GRANT },
+                { "request-timeout", required_argument, NULL, ARG_REQUEST_TIMEOUT },
+                { "retire-needs-approval", required_argument, NULL, ARG_RETIRE_NEEDS_APPROVAL },
+                { "justification", required_argument, NULL, ARG_JUSTIFICATION },
+                { "duration", required_argument, NULL, ARG_DURATION },
+                { "reason", required_argument, NULL, ARG_REASON },
+                { "dir", required_argument, NULL, ARG_DIR },
+                { "group", required_argument, NULL, ARG_GROUP },
+                { "event", required_argument, NULL, ARG_EVENT },
+                { "since", required_argument, NULL, ARG_SINCE },
+                { "until", required_argument, NULL, ARG_UNTIL },
+                { "checkpoints", no_argument, NULL, ARG_CHECKPOINTS },
+                { "public-key", required_argument, NULL, ARG_PUBLIC_KEY },
                 {},
         };
         CtlPolicy *p = &arg.policy;
@@ -245,6 +376,90 @@ static int parse_argv(int argc, char *argv[]) {
                         p->has_allow_human_members = true;
                         arg.given |= OPT_ALLOW_HUMAN_MEMBERS;
                         break;
+                case ARG_APPROVAL_GROUPS:
+                        strv_free(p->approval_groups);
+                        p->approval_groups = NULL;
+                        r = parse_approval_groups(optarg, &p->approval_groups);
+                        if (r != 0)
+                                return r;
+                        p->has_approval_groups = true;
+                        arg.given |= OPT_APPROVAL_GROUPS;
+                        break;
+                case ARG_MAX_GRANT:
+                        r = parse_duration_option("--max-grant", optarg, &p->max_grant_usec);
+                        if (r != 0)
+                                return r;
+                        p->has_max_grant = true;
+                        arg.given |= OPT_MAX_GRANT;
+                        break;
+                case ARG_REQUEST_TIMEOUT:
+                        r = parse_duration_option("--request-timeout", optarg, &p->request_timeout_usec);
+                        if (r != 0)
+                                return r;
+                        p->has_request_timeout = true;
+                        arg.given |= OPT_REQUEST_TIMEOUT;
+                        break;
+                case ARG_RETIRE_NEEDS_APPROVAL:
+                        if (parse_bool(optarg, &p->retire_needs_approval) < 0)
+                                return fail_local(EXIT_USAGE, "--retire-needs-approval=%s: say yes or no.", optarg);
+                        p->has_retire_needs_approval = true;
+                        arg.given |= OPT_RETIRE_NEEDS_APPROVAL;
+                        break;
+                case ARG_JUSTIFICATION:
+                        arg.justification = optarg; /* dkmd judges it (JustificationRequired) */
+                        arg.given |= OPT_JUSTIFICATION;
+                        break;
+                case ARG_DURATION:
+                        r = parse_duration_option("--duration", optarg, &arg.duration_usec);
+                        if (r != 0)
+                                return r;
+                        arg.given |= OPT_DURATION;
+                        break;
+                case ARG_REASON:
+                        arg.reason = optarg;
+                        arg.given |= OPT_REASON;
+                        break;
+                case ARG_DIR:
+                        if (optarg[0] == 0)
+                                return fail_local(EXIT_USAGE, "--dir= needs a directory.");
+                        arg.audit_dir = optarg;
+                        arg.given |= OPT_DIR;
+                        break;
+                case ARG_GROUP:
+                        /* Group names never hold a '/': anything else could match other objects. */
+                        if (optarg[0] == 0 || strchr(optarg, '/'))
+                                return fail_local(EXIT_USAGE, "--group=%s: not a key group name.", optarg);
+                        arg.audit_group = optarg;
+                        arg.given |= OPT_GROUP;
+                        break;
+                case ARG_EVENT:
+                        if (optarg[0] == 0)
+                                return fail_local(EXIT_USAGE, "--event= needs an event name.");
+                        arg.audit_event = optarg;
+                        arg.given |= OPT_EVENT;
+                        break;
+                case ARG_SINCE:
+                        r = parse_time_option("--since", optarg, &arg.since_usec);
+                        if (r != 0)
+                                return r;
+                        arg.given |= OPT_SINCE;
+                        break;
+                case ARG_UNTIL:
+                        r = parse_time_option("--until", optarg, &arg.until_usec);
+                        if (r != 0)
+                                return r;
+                        arg.given |= OPT_UNTIL;
+                        break;
+                case ARG_CHECKPOINTS:
+                        arg.checkpoints = true;
+                        arg.given |= OPT_CHECKPOINTS;
+                        break;
+                case ARG_PUBLIC_KEY:
+                        if (optarg[0] == 0)
+                                return fail_local(EXIT_USAGE, "--public-key= needs a file.");
+                        arg.public_key = optarg;
+                        arg.given |= OPT_PUBLIC_KEY;
+                        break;
                 case ':':
                         return fail_local(EXIT_USAGE, "option '%s' needs a value; see dkmctl --help.",
                                           argv[optind - 1]);
@@ -273,11 +488,15 @@ static const Verb *find_verb(char **words, size_t n_words, size_t *ret_consumed)
 /* Every option the command line gave must be one the verb takes, and a required one given. */
 static int check_options(const Verb *v) {
         unsigned extra = arg.given & ~v->options;
-        char needs[160] = "";
+        char needs[512] = "";
 
         for (size_t i = 0; i < ELEMENTSOF(option_names); i++)
                 if (extra & (1U << i))
                         return fail_local(EXIT_USAGE, "%s does not apply here; see dkmctl --help.", option_names[i]);
+        for (size_t i = 0; i < ELEMENTSOF(option_names); i++)
+                if ((v->needed_options & (1U << i)) && !(arg.given & (1U << i)))
+                        return fail_local(EXIT_USAGE, "needs %s; usage: dkmctl %.*s", option_names[i],
+                                          (int) strcspn(v->usage, "\n"), v->usage);
         if (v->required_options == 0 || (arg.given & v->required_options))
                 return 0;
         for (size_t i = 0; i < ELEMENTSOF(option_names); i++)
@@ -302,9 +521,10 @@ int main(int argc, char *argv[]) {
                 return fail_local(EXIT_USAGE, "no command given; see dkmctl --help.");
         v = find_verb(argv + optind, (size_t) (argc - optind), &consumed);
         if (!v) {
-                if (strcmp(argv[optind], "group") == 0)
-                        return fail_local(EXIT_USAGE, "'group' needs a subcommand: list, show, create, set-policy, "
-                                                      "rollover, archive, retire or load.");
+                for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                        if (strcmp(argv[optind], commands[i].name) == 0)
+                                return fail_local(EXIT_USAGE, "'%s' needs a subcommand: %s.", commands[i].name,
+                                                  commands[i].subs);
                 return fail_local(EXIT_USAGE, "unknown command '%s'; see dkmctl --help.", argv[optind]);
         }
         snprintf(verb_words, sizeof(verb_words), "%s%s%s", v->name, v->sub ? " " : "", v->sub ?: "");

@@ -9,10 +9,10 @@
 /* Exit statuses, one per class of failure, documented in --help and docs/DKMCTL.md. */
 enum {
         EXIT_USAGE = 2,        /* dkmctl refused the command line; nothing was sent */
-        EXIT_NOT_FOUND = 3,    /* NoSuchGroup, NoSuchGeneration */
-        EXIT_DENIED = 4,       /* AccessDenied: not root, not in dkmd's admin group */
+        EXIT_NOT_FOUND = 3,    /* NoSuchGroup, NoSuchGeneration, NoSuchRequest; no audit log */
+        EXIT_DENIED = 4,       /* AccessDenied: not root, not in dkmd's admin group; the audit log is root-only */
         EXIT_INVALID = 5,      /* InvalidArgument: dkmd refused a name, gid or policy value */
-        EXIT_STATE = 6,        /* GroupExists, GenerationActive, InvalidState, RolloverPending */
+        EXIT_STATE = 6,        /* GroupExists, GenerationActive, InvalidState, RolloverPending, RequestExpired */
         EXIT_APPROVAL = 7,     /* ApprovalRequired */
         EXIT_HUMANS = 8,       /* HumanMembers */
         EXIT_LOCKED = 9,       /* StoreLocked */
@@ -20,6 +20,10 @@ enum {
         EXIT_STORE = 11,       /* StoreError */
         EXIT_UNREACHABLE = 12, /* no system bus, or dkmd is not running */
         EXIT_PROBLEMS = 13,    /* reload: some drop-ins could not be applied */
+        EXIT_NOT_APPROVER = 14, /* SelfApproval, DuplicateApprover, NotApprover */
+        EXIT_REQUEST = 15,      /* NoApprovers, JustificationRequired, DurationTooLong, AlreadyMember, TooManyRequests */
+        EXIT_AUDIT_FAILED = 16, /* AuditFailed: dkmd could not record it, so it refused (nothing changed) */
+        EXIT_AUDIT_BAD = 17,    /* audit verify (or show): the log is damaged or was tampered with */
 };
 
 /* Options given on the command line; a verb names the ones it takes. */
@@ -30,7 +34,23 @@ enum {
         OPT_PROPAGATION_DELAY = 1U << 3,
         OPT_HOT_WINDOW = 1U << 4,
         OPT_ALLOW_HUMAN_MEMBERS = 1U << 5,
-        OPT_POLICY = OPT_ROLLOVER_PERIOD | OPT_PROPAGATION_DELAY | OPT_HOT_WINDOW | OPT_ALLOW_HUMAN_MEMBERS,
+        OPT_APPROVAL_GROUPS = 1U << 6,
+        OPT_MAX_GRANT = 1U << 7,
+        OPT_REQUEST_TIMEOUT = 1U << 8,
+        OPT_RETIRE_NEEDS_APPROVAL = 1U << 9,
+        OPT_JUSTIFICATION = 1U << 10,
+        OPT_DURATION = 1U << 11,
+        OPT_REASON = 1U << 12,
+        OPT_DIR = 1U << 13,
+        OPT_GROUP = 1U << 14,
+        OPT_EVENT = 1U << 15,
+        OPT_SINCE = 1U << 16,
+        OPT_UNTIL = 1U << 17,
+        OPT_CHECKPOINTS = 1U << 18,
+        OPT_PUBLIC_KEY = 1U << 19,
+        OPT_POLICY = OPT_ROLLOVER_PERIOD | OPT_PROPAGATION_DELAY | OPT_HOT_WINDOW | OPT_ALLOW_HUMAN_MEMBERS |
+                     OPT_APPROVAL_GROUPS | OPT_MAX_GRANT | OPT_REQUEST_TIMEOUT | OPT_RETIRE_NEEDS_APPROVAL,
+        OPT_AUDIT_FILTER = OPT_GROUP | OPT_EVENT | OPT_SINCE | OPT_UNTIL | OPT_CHECKPOINTS,
 };
 
 typedef struct Args {
@@ -39,7 +59,16 @@ typedef struct Args {
         unsigned given; /* OPT_* */
         uint32_t gid;   /* --unix-group */
         CtlPolicy policy;
-        const char *verb; /* "group rollover", once known: the start of every error line */
+        const char *justification; /* access request, group retire */
+        uint64_t duration_usec;    /* access request */
+        const char *reason;        /* access deny */
+        const char *audit_dir;     /* audit: --dir, else <state dir>/audit */
+        const char *audit_group;   /* audit show: records whose object is group/NAME or below it */
+        const char *audit_event;
+        uint64_t since_usec, until_usec; /* audit show: since <= time < until; 0: unbounded */
+        bool checkpoints;
+        const char *public_key; /* audit verify: a pinned copy of audit.pub */
+        const char *verb;       /* "group rollover", once known: the start of every error line */
 } Args;
 extern Args arg;
 
@@ -61,3 +90,18 @@ int verb_group_archive(char **args);
 int verb_group_retire(char **args);
 int verb_group_load(char **args);
 int verb_reload(char **args);
+
+/* dkmctl-access.c: break-glass requests. */
+int verb_access_request(char **args);
+int verb_access_list(char **args);
+int verb_access_show(char **args);
+int verb_access_approve(char **args);
+int verb_access_deny(char **args);
+int verb_access_cancel(char **args);
+int verb_access_revoke(char **args);
+
+/* dkmctl-audit.c: the audit log, read from its directory (no bus). */
+int verb_audit_show(char **args);
+int verb_audit_verify(char **args);
+/* "@SECONDS", "YYYY-MM-DD", "YYYY-MM-DD HH:MM:SS" (UTC) or "-SPAN" (before now) in CLOCK_REALTIME µs. */
+int parse_audit_time(const char *s, uint64_t now_usec, uint64_t *ret) _warn_unused_result_;

@@ -57,9 +57,8 @@ void json_array_end(JsonWriter *w) {
         close_level(w, false);
 }
 
-/* The length of the valid UTF-8 sequence at p (1 to 4), or 0 if the byte at p starts none:
- * no overlong forms, no surrogates, nothing above U+10FFFF (RFC 3629). */
-static size_t utf8_valid_length(const unsigned char *p) {
+size_t json_utf8_valid_length(const char *s) {
+        const unsigned char *p = (const unsigned char *) s;
         unsigned char lo = 0x80, hi = 0xbf;
         size_t n;
 
@@ -95,7 +94,7 @@ static void write_escaped(FILE *f, const char *s) {
 
         fputc('"', f);
         while (*p) {
-                size_t n = utf8_valid_length(p);
+                size_t n = json_utf8_valid_length((const char *) p);
 
                 if (n == 0) {
                         fputs("\\ufffd", f);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -41,3 +42,8 @@ void json_field_bool(JsonWriter *w, const char *key, bool b);
 
 /* End the document with a newline. The document must be complete. */
 void json_finish(JsonWriter *w);
+
+/* The length of the valid UTF-8 sequence at s (1 to 4; 1 for the NUL), or 0 if the byte at s
+ * starts none: no overlong forms, no surrogates, nothing above U+10FFFF (RFC 3629). Never reads
+ * past the string's NUL. */
+size_t json_utf8_valid_length(const char *s);

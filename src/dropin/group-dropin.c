@@ -22,6 +22,8 @@ GroupDropin *group_dropin_free(GroupDropin *d) {
         free(d->name);
         free(d->path);
         free(d->unix_group);
+        for (size_t i = 0; i < d->n_approval_groups; i++)
+                free(d->approval_groups[i]);
         free(d);
         return NULL;
 }
@@ -130,10 +132,11 @@ int dropin_check_name(const char *path, const char *name, char **ret_error) {
 /* Value parsers: 0, or -EINVAL with reason filled in, or -ENOMEM. */
 typedef int (*ValueParser)(const char *v, GroupDropin *d, char *reason, size_t size);
 
-static int parse_unix_group(const char *v, GroupDropin *d, char *reason, size_t size) {
+/* A group name or numeric gid, syntax only: the group database is dkmd's to consult, when it
+ * applies the file. */
+static int check_group_word(const char *v, char *reason, size_t size) {
         uint64_t gid;
 
-        /* Only a syntax check: the group database is dkmd's to consult, when it applies the file. */
         if (v[strspn(v, "0123456789")] == 0) {
                 /* (gid_t) -1 means "no change" to chown(2), so it can never be a group's gid. */
                 if (parse_uint64(v, UINT32_MAX - 1, &gid) < 0) {
@@ -142,11 +145,52 @@ static int parse_unix_group(const char *v, GroupDropin *d, char *reason, size_t 
                 }
         } else if (strlen(v) > UNIX_GROUP_NAME_MAX || v[0] == '-' || strpbrk(v, WHITESPACE ":,/")) {
                 /* ':' and ',' separate fields of /etc/group; '-' would read as an option. */
-                snprintf(reason, size, "not a group name or a numeric gid");
+                snprintf(reason, size, "'%.64s' is not a group name or a numeric gid", v);
                 return -EINVAL;
         }
+        return 0;
+}
+
+static int parse_unix_group(const char *v, GroupDropin *d, char *reason, size_t size) {
+        int r = check_group_word(v, reason, size);
+
+        if (r < 0)
+                return r;
         d->unix_group = strdup(v);
         return d->unix_group ? 0 : -ENOMEM;
+}
+
+/* "ops security": the approver group of each level, in order; empty: no levels. */
+static int parse_approval_groups(const char *v, GroupDropin *d, char *reason, size_t size) {
+        _cleanup_free_ char *copy = strdup(v);
+        char *word, *save = NULL;
+        int r;
+
+        if (!copy)
+                return -ENOMEM;
+        for (size_t i = 0; i < d->n_approval_groups; i++)
+                free(d->approval_groups[i]);
+        d->n_approval_groups = 0;
+        for (word = strtok_r(copy, WHITESPACE, &save); word; word = strtok_r(NULL, WHITESPACE, &save)) {
+                r = check_group_word(word, reason, size);
+                if (r < 0)
+                        return r;
+                if (d->n_approval_groups >= STORE_APPROVAL_LEVELS_MAX) {
+                        snprintf(reason, size, "at most %u approval levels", STORE_APPROVAL_LEVELS_MAX);
+                        return -EINVAL;
+                }
+                for (size_t i = 0; i < d->n_approval_groups; i++)
+                        if (strcmp(d->approval_groups[i], word) == 0) {
+                                snprintf(reason, size, "'%.64s' appears at two levels: a group approves one level",
+                                         word);
+                                return -EINVAL;
+                        }
+                d->approval_groups[d->n_approval_groups] = strdup(word);
+                if (!d->approval_groups[d->n_approval_groups])
+                        return -ENOMEM;
+                d->n_approval_groups++;
+        }
+        return 0;
 }
 
 static int parse_algorithm(const char *v, GroupDropin *d, char *reason, size_t size) {
@@ -187,16 +231,43 @@ static int parse_hot_window(const char *v, GroupDropin *d, char *reason, size_t 
         return 0;
 }
 
-static int parse_allow_human_members(const char *v, GroupDropin *d, char *reason, size_t size) {
+static int parse_boolean(const char *v, bool *ret, char *reason, size_t size) {
         static const char *const yes[] = { "yes", "true", "on", "1" }, *const no[] = { "no", "false", "off", "0" };
 
         for (size_t i = 0; i < ELEMENTSOF(yes); i++)
                 if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
-                        d->policy.allow_human_members = strcasecmp(v, yes[i]) == 0;
+                        *ret = strcasecmp(v, yes[i]) == 0;
                         return 0;
                 }
         snprintf(reason, size, "not a boolean (yes/no, true/false, on/off, 1/0)");
         return -EINVAL;
+}
+
+static int parse_allow_human_members(const char *v, GroupDropin *d, char *reason, size_t size) {
+        return parse_boolean(v, &d->policy.allow_human_members, reason, size);
+}
+
+static int parse_retire_needs_approval(const char *v, GroupDropin *d, char *reason, size_t size) {
+        return parse_boolean(v, &d->policy.retire_needs_approval, reason, size);
+}
+
+/* Break-glass times: a kernel timeout counts whole seconds, and 0 would disable the limit. */
+static int parse_break_glass_duration(const char *v, uint64_t *ret, char *reason, size_t size) {
+        int r = parse_duration(v, ret, reason, size);
+
+        if (r >= 0 && *ret < 1000000U) {
+                snprintf(reason, size, "must be at least 1s");
+                return -EINVAL;
+        }
+        return r;
+}
+
+static int parse_max_grant(const char *v, GroupDropin *d, char *reason, size_t size) {
+        return parse_break_glass_duration(v, &d->policy.max_grant_usec, reason, size);
+}
+
+static int parse_request_timeout(const char *v, GroupDropin *d, char *reason, size_t size) {
+        return parse_break_glass_duration(v, &d->policy.request_timeout_usec, reason, size);
 }
 
 typedef enum DropinKey {
@@ -206,6 +277,10 @@ typedef enum DropinKey {
         KEY_PROPAGATION_DELAY,
         KEY_HOT_WINDOW,
         KEY_ALLOW_HUMAN_MEMBERS,
+        KEY_APPROVAL_GROUPS,
+        KEY_MAX_GRANT,
+        KEY_REQUEST_TIMEOUT,
+        KEY_RETIRE_NEEDS_APPROVAL,
         _KEY_MAX,
 } DropinKey;
 
@@ -219,6 +294,10 @@ static const struct {
         [KEY_PROPAGATION_DELAY] = { "PropagationDelay", parse_propagation_delay },
         [KEY_HOT_WINDOW] = { "HotWindow", parse_hot_window },
         [KEY_ALLOW_HUMAN_MEMBERS] = { "AllowHumanMembers", parse_allow_human_members },
+        [KEY_APPROVAL_GROUPS] = { "ApprovalGroups", parse_approval_groups },
+        [KEY_MAX_GRANT] = { "MaxGrant", parse_max_grant },
+        [KEY_REQUEST_TIMEOUT] = { "RequestTimeout", parse_request_timeout },
+        [KEY_RETIRE_NEEDS_APPROVAL] = { "RetireNeedsApproval", parse_retire_needs_approval },
 };
 
 typedef struct Parser {

@@ -17,7 +17,10 @@ typedef struct GroupDropin {
         char *path;              /* the file it came from */
         char *unix_group;        /* UnixGroup= as written (a name or a numeric gid); dkmd resolves it */
         CryptAlg alg;            /* CRYPT_ALG_XCHACHA20_POLY1305 where the file is silent */
-        StoreGroupPolicy policy; /* STORE_GROUP_POLICY_DEFAULT where the file is silent */
+        StoreGroupPolicy policy; /* STORE_GROUP_POLICY_DEFAULT where the file is silent; approval
+                                  * levels are filled in by dkmd from approval_groups */
+        char *approval_groups[STORE_APPROVAL_LEVELS_MAX]; /* ApprovalGroups= as written, in order */
+        size_t n_approval_groups;
 } GroupDropin;
 
 GroupDropin *group_dropin_free(GroupDropin *d);

@@ -34,7 +34,31 @@ static int problem(char ***list, size_t *n, const char *path, const char *fmt, .
 static bool policy_equal(const StoreGroupPolicy *a, const StoreGroupPolicy *b) {
         return a->rollover_period_usec == b->rollover_period_usec &&
                a->propagation_delay_usec == b->propagation_delay_usec && a->hot_window == b->hot_window &&
-               a->allow_human_members == b->allow_human_members;
+               a->allow_human_members == b->allow_human_members && a->n_approval_levels == b->n_approval_levels &&
+               memcmp(a->approval_levels, b->approval_levels, a->n_approval_levels * sizeof(gid_t)) == 0 &&
+               a->max_grant_usec == b->max_grant_usec && a->request_timeout_usec == b->request_timeout_usec &&
+               a->retire_needs_approval == b->retire_needs_approval;
+}
+
+/* The drop-in's policy with ApprovalGroups= resolved in the group database. */
+static int resolve_policy(const GroupDropin *d, StoreGroupPolicy *ret, char ***problems, size_t *n, bool *ret_ok) {
+        StoreGroupPolicy p = d->policy;
+
+        *ret_ok = false;
+        p.n_approval_levels = 0;
+        for (size_t i = 0; i < d->n_approval_groups; i++) {
+                gid_t gid;
+
+                if (parse_gid(d->approval_groups[i], &gid) < 0)
+                        return problem(problems, n, d->path, "ApprovalGroups=: no such group '%s'",
+                                       d->approval_groups[i]);
+                p.approval_levels[p.n_approval_levels++] = gid;
+        }
+        if (store_group_policy_check(&p) < 0)
+                return problem(problems, n, d->path, "ApprovalGroups=: a group appears at two levels");
+        *ret = p;
+        *ret_ok = true;
+        return 0;
 }
 
 static const char *reason(Manager *m, int r) {
@@ -45,9 +69,14 @@ static const char *reason(Manager *m, int r) {
 
 static int apply_one(Manager *m, const GroupDropin *d, char ***problems, size_t *n) {
         _cleanup_store_group_ StoreGroup *g = NULL;
+        StoreGroupPolicy policy;
+        bool ok;
         gid_t gid;
         int r;
 
+        r = resolve_policy(d, &policy, problems, n, &ok);
+        if (r < 0 || !ok)
+                return r;
         r = parse_gid(d->unix_group, &gid);
         if (r < 0 || gid == 0)
                 return problem(problems, n, d->path, "UnixGroup=%s: %s", d->unix_group,
@@ -58,7 +87,7 @@ static int apply_one(Manager *m, const GroupDropin *d, char ***problems, size_t 
                 if (r < 0)
                         return problem(problems, n, d->path, "Algorithm=%s: not supported on this CPU",
                                        crypt_alg_to_string(d->alg));
-                r = manager_create_group(m, d->name, gid, d->alg, &d->policy);
+                r = manager_create_group(m, d->name, gid, d->alg, &policy);
                 if (r < 0)
                         return problem(problems, n, d->path, "creating group %s: %s", d->name, reason(m, r));
                 return 0;
@@ -73,9 +102,9 @@ static int apply_one(Manager *m, const GroupDropin *d, char ***problems, size_t 
         if (g->alg != d->alg)
                 return problem(problems, n, d->path, "Algorithm=%s, but group %s was created with %s",
                                crypt_alg_to_string(d->alg), d->name, crypt_alg_to_string(g->alg));
-        if (policy_equal(&g->policy, &d->policy))
+        if (policy_equal(&g->policy, &policy))
                 return 0;
-        r = manager_set_policy(m, d->name, &d->policy);
+        r = manager_set_policy(m, d->name, &policy);
         if (r < 0)
                 return problem(problems, n, d->path, "setting the policy of %s: %s", d->name, reason(m, r));
         return 0;

@@ -1,28 +1,60 @@
 /* SPDX-License-Identifier: MIT */
 /* Key-group operations of dkmd, independent of the bus. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "loader.h"
-#include "manager.h"
+#include "manager-internal.h"
 
-/* Only the daemon's layers log; one line per change or refusal, never key material. */
-#define manager_log(fmt, ...) fprintf(stderr, "dkmd: " fmt "\n", ##__VA_ARGS__)
-
-#define EMIT(m, event, ...)                                                    \
-        do {                                                                   \
-                if ((m)->events.event)                                         \
-                        (m)->events.event((m)->events.userdata, __VA_ARGS__); \
-        } while (0)
-
-static uint64_t now_usec(void) {
+uint64_t manager_now_usec(void) {
         struct timespec ts;
 
         clock_gettime(CLOCK_REALTIME, &ts);
         return (uint64_t) ts.tv_sec * 1000000U + (uint64_t) ts.tv_nsec / 1000U;
+}
+
+int manager_audit(Manager *m, const char *event, AuditOutcome outcome, const char *object, const char *fmt, ...) {
+        char detail[AUDIT_DETAIL_MAX + 1];
+        AuditRecord rec = {
+                .event = event,
+                .outcome = outcome,
+                .object = object,
+                .detail = detail,
+        };
+        va_list ap;
+        int r;
+
+        if (!m->events.audit)
+                return 0;
+        va_start(ap, fmt);
+        (void) vsnprintf(detail, sizeof(detail), fmt, ap);
+        va_end(ap);
+        if (m->caller) {
+                rec.uid = m->caller->uid;
+                rec.pid = m->caller->pid;
+                rec.comm = m->caller->comm;
+        } else {
+                rec.uid = getuid();
+                rec.pid = getpid();
+                rec.comm = "dkmd";
+        }
+        r = m->events.audit(m->events.userdata, &rec);
+        if (r < 0) {
+                manager_log("cannot write the audit record for %s %s (%s): refusing it", event, object, strerror(-r));
+                return -MANAGER_ERRNO_AUDIT_FAILED;
+        }
+        return 0;
+}
+
+/* After a change that was audited as done failed after all: say so, best effort (the failure
+ * itself is what is being reported). */
+void manager_audit_failure(Manager *m, const char *event, const char *object, int error) {
+        (void) manager_audit(m, event, AUDIT_OUTCOME_FAILED, object, "%s", strerror(-error));
 }
 
 static const StoreGeneration *pending_generation(const StoreGroup *g) {
@@ -49,7 +81,7 @@ uint64_t manager_next_step_usec(const StoreGroup *g) {
 
 /* 0, or -MANAGER_ERRNO_HUMAN_MEMBERS; an allowed person is logged every time, so the override
  * stays visible in the journal for as long as it is in force. */
-static int check_members(const char *name, gid_t gid, bool allow) {
+static int check_members(Manager *m, const char *name, gid_t gid, bool allow) {
         _cleanup_free_ char *who = NULL;
         int r;
 
@@ -62,7 +94,9 @@ static int check_members(const char *name, gid_t gid, bool allow) {
         }
         manager_log("WARNING: group %s: login user %s is a member of gid %u; allowed by its AllowHumanMembers policy",
                     name, who, (unsigned) gid);
-        return 0;
+        /* The override is only in force while it is audited (DESIGN.md promise 2). */
+        return manager_audit(m, "human-member-allowed", AUDIT_OUTCOME_OK, object_of(name, (char[80]) {}),
+                             "login user %s is a member of gid %u; allowed by AllowHumanMembers", who, (unsigned) gid);
 }
 
 int manager_load(Manager *m, const StoreGroup *g) {
@@ -71,7 +105,7 @@ int manager_load(Manager *m, const StoreGroup *g) {
         size_t n_uids;
         int r;
 
-        r = check_members(g->name, g->gid, g->policy.allow_human_members);
+        r = check_members(m, g->name, g->gid, g->policy.allow_human_members);
         if (r < 0)
                 return r;
         r = loader_member_uids(g->gid, &uids, &n_uids);
@@ -127,14 +161,21 @@ int manager_load_all(Manager *m, unsigned *ret_failed) {
 int manager_create_group(Manager *m, const char *name, gid_t gid, CryptAlg alg, const StoreGroupPolicy *policy) {
         _cleanup_store_group_ StoreGroup *g = NULL;
         int r;
-
         /* Checked before the store is touched: a refused group leaves nothing behind. */
-        r = check_members(name, gid, policy->allow_human_members);
+        char object[80];
+
+        r = check_members(m, name, gid, policy->allow_human_members);
+        if (r < 0)
+                return r;
+        r = manager_audit(m, "group-create", AUDIT_OUTCOME_OK, object_of(name, object), "gid %u, %s", (unsigned) gid,
+                          crypt_alg_to_string(alg));
         if (r < 0)
                 return r;
         r = store_group_create(m->store, name, gid, alg, policy, &g);
-        if (r < 0)
+        if (r < 0) {
+                manager_audit_failure(m, "group-create", object, r);
                 return r;
+        }
         manager_log("created group %s (gid %u, %s)", name, (unsigned) gid, crypt_alg_to_string(alg));
         EMIT(m, group_added, g);
         return manager_load(m, g);
@@ -143,6 +184,7 @@ int manager_create_group(Manager *m, const char *name, gid_t gid, CryptAlg alg, 
 /* Pending -> active; the store archives the previous active one. */
 static int promote(Manager *m, const char *name, uint32_t number) {
         _cleanup_store_group_ StoreGroup *g = NULL;
+        char object[80];
         const StoreGeneration *a;
         uint32_t previous;
         int r;
@@ -152,9 +194,15 @@ static int promote(Manager *m, const char *name, uint32_t number) {
                 return r;
         a = store_group_active_generation(g);
         previous = a ? a->number : 0;
-        r = store_generation_activate(m->store, name, number);
+        r = manager_audit(m, "activate", AUDIT_OUTCOME_OK, object_of(name, object), "generation %u active, %u archived",
+                          (unsigned) number, (unsigned) previous);
         if (r < 0)
                 return r;
+        r = store_generation_activate(m->store, name, number);
+        if (r < 0) {
+                manager_audit_failure(m, "activate", object, r);
+                return r;
+        }
         manager_log("group %s: generation %u active%s", name, (unsigned) number, previous ? ", previous archived" : "");
         g = store_group_free(g);
         r = reload_group(m, name, &g);
@@ -169,6 +217,7 @@ static int promote(Manager *m, const char *name, uint32_t number) {
 static int start_rollover(Manager *m, const StoreGroup *g, uint32_t *ret_number) {
         _cleanup_store_group_ StoreGroup *now = NULL;
         const StoreGeneration *p = pending_generation(g);
+        char object[80];
         uint32_t number;
         int r;
 
@@ -176,10 +225,16 @@ static int start_rollover(Manager *m, const StoreGroup *g, uint32_t *ret_number)
                 *ret_number = p->number;
                 return -MANAGER_ERRNO_ROLLOVER_PENDING;
         }
-        /* Durable and in the kernel (decrypt-only) before anything encrypts with it. */
-        r = store_generation_add(m->store, g->name, &number);
+        r = manager_audit(m, "rollover", AUDIT_OUTCOME_OK, object_of(g->name, object), "%s",
+                          m->caller ? "requested" : "scheduled");
         if (r < 0)
                 return r;
+        /* Durable and in the kernel (decrypt-only) before anything encrypts with it. */
+        r = store_generation_add(m->store, g->name, &number);
+        if (r < 0) {
+                manager_audit_failure(m, "rollover", object, r);
+                return r;
+        }
         *ret_number = number;
         manager_log("group %s: generation %u pending", g->name, (unsigned) number);
         r = reload_group(m, g->name, &now);
@@ -204,11 +259,17 @@ int manager_rollover(Manager *m, const char *name, uint32_t *ret_number) {
 
 int manager_archive(Manager *m, const char *name, uint32_t number) {
         _cleanup_store_group_ StoreGroup *g = NULL;
+        char object[80];
         int r;
 
-        r = store_generation_archive(m->store, name, number);
+        r = manager_audit(m, "archive", AUDIT_OUTCOME_OK, object_of(name, object), "generation %u", (unsigned) number);
         if (r < 0)
                 return r;
+        r = store_generation_archive(m->store, name, number);
+        if (r < 0) {
+                manager_audit_failure(m, "archive", object, r);
+                return r;
+        }
         manager_log("group %s: generation %u archived", name, (unsigned) number);
         r = reload_group(m, name, &g);
         if (g)
@@ -216,8 +277,44 @@ int manager_archive(Manager *m, const char *name, uint32_t number) {
         return r;
 }
 
+int manager_retire(Manager *m, const char *name, uint32_t number) {
+        _cleanup_store_group_ StoreGroup *g = NULL;
+        char object[80], generation[16];
+        int r;
+
+        r = manager_audit(m, "retire", AUDIT_OUTCOME_OK, object_of(name, object), "generation %u", (unsigned) number);
+        if (r < 0)
+                return r;
+        r = store_generation_retire(m->store, name, number);
+        if (r < 0) {
+                manager_audit_failure(m, "retire", object, r);
+                return r;
+        }
+        manager_log("group %s: generation %u retired: its key is destroyed", name, (unsigned) number);
+        /* The store is the truth: the key is gone there. Now from the kernel, at once (the
+         * helper revokes every copy), not at the next load. */
+        (void) snprintf(generation, sizeof(generation), "%u", (unsigned) number);
+        r = loader_run_helper(NULL, (char *[]) { (char *) "retire", (char *) name, generation, NULL });
+        if (r != 0)
+                manager_log("%s retire %s %u failed (%d); the next load removes it", loader_helper_path(), name,
+                            (unsigned) number, r);
+        r = reload_group(m, name, &g);
+        if (g)
+                EMIT(m, generation_changed, g, number, GENERATION_RETIRED);
+        return r;
+}
+
+static void format_levels(const StoreGroupPolicy *p, char *buf, size_t size) {
+        size_t l = 0;
+
+        buf[0] = 0;
+        for (size_t i = 0; i < p->n_approval_levels && l < size; i++)
+                l += (size_t) snprintf(buf + l, size - l, "%s%u", i > 0 ? "," : "", (unsigned) p->approval_levels[i]);
+}
+
 int manager_set_policy(Manager *m, const char *name, const StoreGroupPolicy *policy) {
         _cleanup_store_group_ StoreGroup *g = NULL;
+        char object[80], levels[STORE_APPROVAL_LEVELS_MAX * 11 + 1];
         int r;
 
         r = store_group_load(m->store, name, &g);
@@ -225,17 +322,30 @@ int manager_set_policy(Manager *m, const char *name, const StoreGroupPolicy *pol
                 return r;
         /* Disallowing persons is checked before it is stored; allowing them needs no check. */
         if (!policy->allow_human_members) {
-                r = check_members(name, g->gid, false);
+                r = check_members(m, name, g->gid, false);
                 if (r < 0)
                         return r;
         }
-        r = store_group_set_policy(m->store, name, policy);
+        format_levels(policy, levels, sizeof(levels));
+        r = manager_audit(m, "policy-change", AUDIT_OUTCOME_OK, object_of(name, object),
+                          "rollover-period-usec=%llu propagation-delay-usec=%llu hot-window=%u allow-human-members=%d "
+                          "approval-gids=%s max-grant-usec=%llu request-timeout-usec=%llu retire-needs-approval=%d",
+                          (unsigned long long) policy->rollover_period_usec,
+                          (unsigned long long) policy->propagation_delay_usec, (unsigned) policy->hot_window,
+                          policy->allow_human_members, levels, (unsigned long long) policy->max_grant_usec,
+                          (unsigned long long) policy->request_timeout_usec, policy->retire_needs_approval);
         if (r < 0)
                 return r;
-        manager_log("group %s: policy set (rollover period %llu µs, propagation delay %llu µs, hot window %u%s)", name,
-                    (unsigned long long) policy->rollover_period_usec,
+        r = store_group_set_policy(m->store, name, policy);
+        if (r < 0) {
+                manager_audit_failure(m, "policy-change", object, r);
+                return r;
+        }
+        manager_log("group %s: policy set (rollover period %llu µs, propagation delay %llu µs, hot window %u%s, "
+                    "approval levels %s)",
+                    name, (unsigned long long) policy->rollover_period_usec,
                     (unsigned long long) policy->propagation_delay_usec, (unsigned) policy->hot_window,
-                    policy->allow_human_members ? ", human members allowed" : "");
+                    policy->allow_human_members ? ", human members allowed" : "", levels[0] ? levels : "none");
         g = store_group_free(g);
         /* The hot window decides what is in the kernel: load again. */
         r = reload_group(m, name, &g);
@@ -260,7 +370,7 @@ static int run_group_step(Manager *m, const StoreGroup *g, uint64_t now) {
 
 int manager_run_due(Manager *m, uint64_t *ret_next, unsigned *ret_failed) {
         _cleanup_strv_free_ char **names = NULL;
-        uint64_t now = now_usec(), next = 0;
+        uint64_t now = manager_now_usec(), next = 0, due_requests = 0;
         unsigned failed = 0;
         int r;
 
@@ -291,6 +401,11 @@ int manager_run_due(Manager *m, uint64_t *ret_next, unsigned *ret_failed) {
                 if (due > 0 && (next == 0 || due < next))
                         next = due;
         }
+        /* Requests: expire the unapproved, end the grants that ran out. */
+        if (manager_requests_run_due(m, &due_requests) < 0)
+                failed++;
+        if (due_requests > 0 && (next == 0 || due_requests < next))
+                next = due_requests;
         *ret_next = next;
         *ret_failed = failed;
         return 0;

@@ -32,7 +32,6 @@ StoreGroup *store_group_free(StoreGroup *g) {
         if (!g)
                 return NULL;
         free(g->name);
-        free(g->approval_policy);
         free(g->generations);
         free(g);
         return NULL;
@@ -56,7 +55,18 @@ const StoreGeneration *store_group_active_generation(const StoreGroup *g) {
 }
 
 int store_group_policy_check(const StoreGroupPolicy *p) {
-        return p->hot_window <= STORE_HOT_WINDOW_MAX ? 0 : -EINVAL;
+        if (p->hot_window > STORE_HOT_WINDOW_MAX || p->n_approval_levels > STORE_APPROVAL_LEVELS_MAX ||
+            p->max_grant_usec == 0 || p->request_timeout_usec == 0)
+                return -EINVAL;
+        for (size_t i = 0; i < p->n_approval_levels; i++) {
+                if (p->approval_levels[i] == (gid_t) -1)
+                        return -EINVAL;
+                /* Two levels of one group would let one group approve twice. */
+                for (size_t j = 0; j < i; j++)
+                        if (p->approval_levels[j] == p->approval_levels[i])
+                                return -EINVAL;
+        }
+        return 0;
 }
 
 bool store_group_name_is_valid(const char *name) {
@@ -102,7 +112,10 @@ enum {
         KEY_DELAY,
         KEY_HOT_WINDOW,
         KEY_HUMANS,
-        KEY_POLICY,
+        KEY_APPROVAL_LEVELS,
+        KEY_MAX_GRANT,
+        KEY_REQUEST_TIMEOUT,
+        KEY_RETIRE_APPROVAL,
         KEY_KEK,
         _KEY_MAX,
 };
@@ -112,13 +125,38 @@ static const char *const header_keys[_KEY_MAX] = {
         [KEY_ALGORITHM] = "algorithm", [KEY_ROLLOVER] = "rollover-period-usec",
         [KEY_DELAY] = "propagation-delay-usec", [KEY_HOT_WINDOW] = "hot-window",
         [KEY_HUMANS] = "allow-human-members",
-        [KEY_POLICY] = "approval-policy", [KEY_KEK] = "kek",
+        [KEY_APPROVAL_LEVELS] = "approval-levels", [KEY_MAX_GRANT] = "max-grant-usec",
+        [KEY_REQUEST_TIMEOUT] = "request-timeout-usec", [KEY_RETIRE_APPROVAL] = "retire-needs-approval",
+        [KEY_KEK] = "kek",
 };
+
+/* "GID GID ..." in level order; empty for none. */
+static int parse_approval_levels(StoreGroupPolicy *p, const char *v, unsigned line, KvError *e) {
+        char copy[STORE_APPROVAL_LEVELS_MAX * 11 + 1];
+        char *f[STORE_APPROVAL_LEVELS_MAX];
+        size_t n = 0;
+        uint64_t u;
+
+        if (strlen(v) >= sizeof(copy))
+                return kverror_set(e, line, "more than %u approval levels", STORE_APPROVAL_LEVELS_MAX);
+        strcpy(copy, v);
+        if (*copy && kv_split_fields(copy, f, ELEMENTSOF(f), &n) < 0)
+                return kverror_set(e, line, "malformed approval levels");
+        for (size_t i = 0; i < n; i++) {
+                if (kv_parse_u64(f[i], UINT32_MAX - 1, &u) < 0)
+                        return kverror_set(e, line, "malformed approval level gid");
+                for (size_t j = 0; j < i; j++)
+                        if (p->approval_levels[j] == (gid_t) u)
+                                return kverror_set(e, line, "gid %u appears at two approval levels", (unsigned) u);
+                p->approval_levels[i] = (gid_t) u;
+        }
+        p->n_approval_levels = (uint32_t) n;
+        return 0;
+}
 
 static int parse_header_value(StoreGroup *g, unsigned k, const char *v, const char *expected_name, unsigned line,
                               KvError *e) {
         uint64_t u;
-        int r;
 
         switch (k) {
         case KEY_FORMAT:
@@ -168,16 +206,21 @@ static int parse_header_value(StoreGroup *g, unsigned k, const char *v, const ch
                         return kverror_set(e, line, "allow-human-members must be 0 or 1");
                 g->policy.allow_human_members = u == 1;
                 return 0;
-        case KEY_POLICY:
-                r = kv_unescape(v, STORE_APPROVAL_POLICY_MAX, &g->approval_policy);
-                if (r == -ENOMEM)
-                        return r;
-                if (r < 0)
-                        return kverror_set(e, line, "malformed approval policy");
-                if (!*g->approval_policy) {
-                        free(g->approval_policy);
-                        g->approval_policy = NULL; /* an empty policy is stored as none */
-                }
+        case KEY_APPROVAL_LEVELS:
+                return parse_approval_levels(&g->policy, v, line, e);
+        case KEY_MAX_GRANT:
+                if (kv_parse_u64(v, UINT64_MAX, &g->policy.max_grant_usec) < 0 || g->policy.max_grant_usec == 0)
+                        return kverror_set(e, line, "malformed max grant");
+                return 0;
+        case KEY_REQUEST_TIMEOUT:
+                if (kv_parse_u64(v, UINT64_MAX, &g->policy.request_timeout_usec) < 0 ||
+                    g->policy.request_timeout_usec == 0)
+                        return kverror_set(e, line, "malformed request timeout");
+                return 0;
+        case KEY_RETIRE_APPROVAL:
+                if (kv_parse_u64(v, 1, &u) < 0)
+                        return kverror_set(e, line, "retire-needs-approval must be 0 or 1");
+                g->policy.retire_needs_approval = u == 1;
                 return 0;
         case KEY_KEK:
                 if (kv_parse_hex(v, g->wrapped_kek, sizeof(g->wrapped_kek)) < 0)
@@ -331,13 +374,16 @@ int group_file_format(const StoreGroup *g, char **ret, size_t *ret_size) {
         kvbuf_put_hex(&b, g->id, sizeof(g->id));
         kvbuf_printf(&b,
                      "\ngid=%u\nalgorithm=%s\nrollover-period-usec=%llu\npropagation-delay-usec=%llu\nhot-window=%u\n"
-                     "allow-human-members=%d\napproval-policy=",
+                     "allow-human-members=%d\napproval-levels=",
                      (unsigned) g->gid, crypt_alg_to_string(g->alg),
                      (unsigned long long) g->policy.rollover_period_usec,
                      (unsigned long long) g->policy.propagation_delay_usec, (unsigned) g->policy.hot_window,
                      g->policy.allow_human_members ? 1 : 0);
-        kvbuf_put_escaped(&b, g->approval_policy ?: "");
-        kvbuf_printf(&b, "\nkek=");
+        for (size_t i = 0; i < g->policy.n_approval_levels; i++)
+                kvbuf_printf(&b, "%s%u", i > 0 ? " " : "", (unsigned) g->policy.approval_levels[i]);
+        kvbuf_printf(&b, "\nmax-grant-usec=%llu\nrequest-timeout-usec=%llu\nretire-needs-approval=%d\nkek=",
+                     (unsigned long long) g->policy.max_grant_usec,
+                     (unsigned long long) g->policy.request_timeout_usec, g->policy.retire_needs_approval ? 1 : 0);
         kvbuf_put_hex(&b, g->wrapped_kek, sizeof(g->wrapped_kek));
         kvbuf_printf(&b, "\n");
 

@@ -243,7 +243,7 @@ int store_group_create(Store *s, const char *name, gid_t gid, CryptAlg alg, cons
         if (!crypt_alg_to_string(alg))
                 return store_error(s, -EPROTONOSUPPORT, NULL, "unknown algorithm %d", (int) alg);
         if (policy && store_group_policy_check(policy) < 0)
-                return store_error(s, -EINVAL, NULL, "hot window above %u", STORE_HOT_WINDOW_MAX);
+                return store_error(s, -EINVAL, NULL, "policy out of range");
         r = check_unlocked(s);
         if (r >= 0)
                 r = store_lock(s, &lock_fd);
@@ -259,30 +259,10 @@ int store_group_set_policy(Store *s, const char *name, const StoreGroupPolicy *p
 
         store_error_clear(s);
         if (store_group_policy_check(policy) < 0)
-                return store_error(s, -EINVAL, NULL, "hot window above %u", STORE_HOT_WINDOW_MAX);
+                return store_error(s, -EINVAL, NULL, "policy out of range");
         r = group_begin(s, name, &lock_fd, &g);
         if (r >= 0) {
                 g->policy = *policy;
-                r = group_commit(s, g);
-        }
-        return store_finish(s, r);
-}
-
-int store_group_set_approval_policy(Store *s, const char *name, const char *policy) {
-        _cleanup_store_group_ StoreGroup *g = NULL;
-        _cleanup_close_ int lock_fd = -EBADF;
-        char *copy = NULL;
-        int r;
-
-        store_error_clear(s);
-        if (policy && strlen(policy) > STORE_APPROVAL_POLICY_MAX)
-                return store_error(s, -EINVAL, NULL, "approval policy longer than %u bytes", STORE_APPROVAL_POLICY_MAX);
-        r = group_begin(s, name, &lock_fd, &g);
-        if (r >= 0 && policy && *policy && !(copy = strdup(policy)))
-                r = -ENOMEM;
-        if (r >= 0) {
-                free(g->approval_policy);
-                g->approval_policy = copy; /* "" and NULL both mean none */
                 r = group_commit(s, g);
         }
         return store_finish(s, r);

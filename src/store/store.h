@@ -16,7 +16,7 @@
 #define STORE_GROUP_ID_BYTES 16U
 #define STORE_GROUP_NAME_MAX 64U
 #define STORE_PROTECTOR_NAME_MAX 64U
-#define STORE_APPROVAL_POLICY_MAX 4096U /* bytes; the policy is one escaped line of the group file */
+#define STORE_APPROVAL_LEVELS_MAX 8U    /* approval levels of a break-glass request */
 #define STORE_HOT_WINDOW_MAX 62U        /* the helper's manifest holds 64 generations: active, pending, these */
 #define STORE_HOT_WINDOW_DEFAULT 2U
 
@@ -48,11 +48,26 @@ typedef struct StoreGroupPolicy {
         uint64_t propagation_delay_usec; /* a scheduled generation is loaded this long before it encrypts */
         uint32_t hot_window;             /* archived generations kept in the kernel; older ones on demand */
         bool allow_human_members;        /* load even if a login user is a member (logged each time) */
+        /* Break-glass (docs/POLICY.md): the approver Unix group of each level, in order. None: no
+         * access requests, and no retire while retire_needs_approval. */
+        gid_t approval_levels[STORE_APPROVAL_LEVELS_MAX];
+        uint32_t n_approval_levels;
+        uint64_t max_grant_usec;       /* the longest grant a request may ask for */
+        uint64_t request_timeout_usec; /* a request not fully approved by then expires */
+        bool retire_needs_approval;    /* retire goes through the approval flow */
 } StoreGroupPolicy;
 
-#define STORE_GROUP_POLICY_DEFAULT ((StoreGroupPolicy) { .hot_window = STORE_HOT_WINDOW_DEFAULT })
+#define STORE_MAX_GRANT_DEFAULT_USEC (3600ULL * 1000000ULL)          /* 1 h */
+#define STORE_REQUEST_TIMEOUT_DEFAULT_USEC (86400ULL * 1000000ULL)   /* 24 h */
+#define STORE_GROUP_POLICY_DEFAULT                                                                         \
+        ((StoreGroupPolicy) { .hot_window = STORE_HOT_WINDOW_DEFAULT,                                      \
+                              .max_grant_usec = STORE_MAX_GRANT_DEFAULT_USEC,                              \
+                              .request_timeout_usec = STORE_REQUEST_TIMEOUT_DEFAULT_USEC,                  \
+                              .retire_needs_approval = true })
 
-/* -EINVAL if a field is out of range (hot window above STORE_HOT_WINDOW_MAX). */
+/* -EINVAL if a field is out of range: hot window above STORE_HOT_WINDOW_MAX, more than
+ * STORE_APPROVAL_LEVELS_MAX levels, a level gid of -1, the same gid at two levels, a zero
+ * max grant or request timeout. */
 int store_group_policy_check(const StoreGroupPolicy *p) _warn_unused_result_;
 
 typedef struct StoreGroup {
@@ -61,7 +76,6 @@ typedef struct StoreGroup {
         gid_t gid;
         CryptAlg alg;
         StoreGroupPolicy policy;
-        char *approval_policy;         /* placeholder, opaque to the store; NULL = none */
         uint8_t wrapped_kek[CRYPT_WRAPPED_KEY_BYTES];
         StoreGeneration *generations; /* ascending by number */
         size_t n_generations;
@@ -135,7 +149,6 @@ int store_group_create(Store *s, const char *name, gid_t gid, CryptAlg alg, cons
 int store_group_load(Store *s, const char *name, StoreGroup **ret) _warn_unused_result_;
 int store_group_list(Store *s, char ***ret_names) _warn_unused_result_; /* sorted, NULL-terminated */
 int store_group_set_policy(Store *s, const char *name, const StoreGroupPolicy *policy) _warn_unused_result_;
-int store_group_set_approval_policy(Store *s, const char *name, const char *policy) _warn_unused_result_;
 
 /* Add the next generation as pending; durable before return. Needs unlock. */
 int store_generation_add(Store *s, const char *group, uint32_t *ret_number) _warn_unused_result_;
