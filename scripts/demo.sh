@@ -56,7 +56,11 @@ remove_accounts
 
 step() { printf '\n$ %s\n' "$*"; "$@"; }
 # Run a command as a user with that user's groups, the way a systemd service would.
-as() { u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups --reset-env env DKM_RUNTIME_DIR="$DKM_RUNTIME_DIR" "$@"; }
+as() {
+        u=$1; shift
+        setpriv --reuid="$u" --regid="$u" --init-groups --reset-env \
+                env DKM_RUNTIME_DIR="$DKM_RUNTIME_DIR" DBUS_SYSTEM_BUS_ADDRESS="${DBUS_SYSTEM_BUS_ADDRESS:-}" "$@"
+}
 
 echo "== a service account in the key group, and a non-member (no login shells)"
 groupadd --system "$grp"
@@ -118,7 +122,7 @@ echo "== break-glass: $req asks for the keys; $oncall (level 1) and $officer (le
 printf '\n$ dkmctl access request demo --justification=... --duration=5s    (as %s)\n' "$req"
 as "$req" "$dkmctl" access request demo --justification="INC-4711: a customer's IMAP sync fails; read one stored credential" \
         --duration=5s
-id=$("$dkmctl" --json access list | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+id=$("$dkmctl" --json access list | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"][-1]["id"])')
 printf '\n$ dkmctl access approve %s    (as %s: the requester may not approve)\n' "$id" "$req"
 if as "$req" "$dkmctl" access approve "$id"; then
         echo "demo.sh: the requester approved their own request: this must never happen" >&2

@@ -24,6 +24,7 @@
 
 TestWorld TW;
 bool test_world_want_person = false;
+bool test_world_want_approvers = false;
 
 extern char **environ;
 
@@ -72,6 +73,16 @@ static void world_cleanup(void) {
                 (void) run_quiet((char *const[]){ (char *) "/usr/sbin/userdel", TW.other, NULL });
         if (TW.made_person)
                 (void) run_quiet((char *const[]){ (char *) "/usr/sbin/userdel", TW.person, NULL });
+        if (TW.made_approver1)
+                (void) run_quiet((char *const[]){ (char *) "/usr/sbin/userdel", TW.approver1, NULL });
+        if (TW.made_approver2)
+                (void) run_quiet((char *const[]){ (char *) "/usr/sbin/userdel", TW.approver2, NULL });
+        if (TW.made_both)
+                (void) run_quiet((char *const[]){ (char *) "/usr/sbin/userdel", TW.both, NULL });
+        if (TW.made_appr1)
+                (void) run_quiet((char *const[]){ (char *) "/usr/sbin/groupdel", TW.appr1, NULL });
+        if (TW.made_appr2)
+                (void) run_quiet((char *const[]){ (char *) "/usr/sbin/groupdel", TW.appr2, NULL });
         if (TW.made_grp)
                 (void) run_quiet((char *const[]){ (char *) "/usr/sbin/groupdel", TW.grp, NULL });
         if (TW.dir[0])
@@ -166,7 +177,8 @@ static void sweep_stale(void) {
                 (void) run_quiet((char *const[]){ (char *) "/usr/sbin/groupdel", names[i], NULL });
 }
 
-static int add_user(char *name, bool in_grp, uid_t *ret_uid, gid_t *ret_gid) {
+/* A system account with a nologin shell, in the supplementary groups (a comma list, or NULL). */
+static int add_user_in(char *name, const char *groups, uid_t *ret_uid, gid_t *ret_gid) {
         char *argv[] = { (char *) "/usr/sbin/useradd",
                          (char *) "--system",
                          (char *) "--no-create-home",
@@ -178,9 +190,9 @@ static int add_user(char *name, bool in_grp, uid_t *ret_uid, gid_t *ret_gid) {
                          NULL };
         struct passwd *pw;
 
-        if (in_grp) {
+        if (groups) {
                 argv[5] = (char *) "-G";
-                argv[6] = TW.grp;
+                argv[6] = (char *) groups;
                 argv[7] = name;
         }
         if (run_quiet(argv) != 0)
@@ -190,6 +202,47 @@ static int add_user(char *name, bool in_grp, uid_t *ret_uid, gid_t *ret_gid) {
                 return -1;
         *ret_uid = pw->pw_uid;
         *ret_gid = pw->pw_gid;
+        return 0;
+}
+
+static int add_user(char *name, bool in_grp, uid_t *ret_uid, gid_t *ret_gid) {
+        return add_user_in(name, in_grp ? TW.grp : NULL, ret_uid, ret_gid);
+}
+
+static int add_group(char *name, bool *made, gid_t *ret_gid) {
+        struct group *gr;
+
+        if (run_quiet((char *const[]){ (char *) "/usr/sbin/groupadd", (char *) "--system", name, NULL }) != 0)
+                return fprintf(stderr, "groupadd %s failed\n", name), -1;
+        *made = true;
+        gr = getgrnam(name);
+        if (!gr)
+                return -1;
+        *ret_gid = gr->gr_gid;
+        return 0;
+}
+
+static int add_approvers(long pid) {
+        char both_groups[96];
+
+        snprintf(TW.appr1, sizeof(TW.appr1), "dkmt-%ld-appr1", pid);
+        snprintf(TW.appr2, sizeof(TW.appr2), "dkmt-%ld-appr2", pid);
+        snprintf(TW.approver1, sizeof(TW.approver1), "dkmt-%ld-approver1", pid);
+        snprintf(TW.approver2, sizeof(TW.approver2), "dkmt-%ld-approver2", pid);
+        snprintf(TW.both, sizeof(TW.both), "dkmt-%ld-both", pid);
+        snprintf(both_groups, sizeof(both_groups), "%s,%s", TW.appr1, TW.appr2);
+        if (add_group(TW.appr1, &TW.made_appr1, &TW.appr1_gid) < 0 ||
+            add_group(TW.appr2, &TW.made_appr2, &TW.appr2_gid) < 0)
+                return -1;
+        if (add_user_in(TW.approver1, TW.appr1, &TW.approver1_uid, &TW.approver1_gid) < 0)
+                return -1;
+        TW.made_approver1 = true;
+        if (add_user_in(TW.approver2, TW.appr2, &TW.approver2_uid, &TW.approver2_gid) < 0)
+                return -1;
+        TW.made_approver2 = true;
+        if (add_user_in(TW.both, both_groups, &TW.both_uid, &TW.both_gid) < 0)
+                return -1;
+        TW.made_both = true;
         return 0;
 }
 
@@ -254,6 +307,8 @@ static int world_setup(const char *const *tags) {
                         return -1;
                 TW.made_person = true;
         }
+        if (test_world_want_approvers && add_approvers(pid) < 0)
+                return -1;
 
         if (run_quiet((char *const[]){ (char *) TW.store, (char *) "init", NULL }) != 0)
                 return fprintf(stderr, "dkm-store init %s failed\n", TW.state_dir), -1;
@@ -331,6 +386,19 @@ TestCreds test_creds_other(void) {
 
 TestCreds test_creds_person(void) {
         return (TestCreds){ .uid = TW.person_uid, .gid = TW.person_gid };
+}
+
+TestCreds test_creds_approver1(void) {
+        return (TestCreds){ .uid = TW.approver1_uid, .gid = TW.approver1_gid, .groups = { TW.appr1_gid },
+                            .n_groups = 1 };
+}
+TestCreds test_creds_approver2(void) {
+        return (TestCreds){ .uid = TW.approver2_uid, .gid = TW.approver2_gid, .groups = { TW.appr2_gid },
+                            .n_groups = 1 };
+}
+TestCreds test_creds_both(void) {
+        return (TestCreds){ .uid = TW.both_uid, .gid = TW.both_gid, .groups = { TW.appr1_gid, TW.appr2_gid },
+                            .n_groups = 2 };
 }
 
 void test_become(const TestCreds *c) {

@@ -44,6 +44,15 @@ typedef struct TestWorld {
         uid_t person_uid;
         gid_t person_gid;
         bool made_person;
+        /* Break-glass approvers, made only if test_world_want_approvers was set: Unix groups
+         * "-appr1" and "-appr2" (the approval levels), accounts "-approver1" (in appr1),
+         * "-approver2" (in appr2) and "-both" (in appr1 and appr2: one person, two levels). */
+        char appr1[40], appr2[40];
+        gid_t appr1_gid, appr2_gid;
+        char approver1[40], approver2[40], both[40];
+        uid_t approver1_uid, approver2_uid, both_uid;
+        gid_t approver1_gid, approver2_gid, both_gid;
+        bool made_appr1, made_appr2, made_approver1, made_approver2, made_both;
 } TestWorld;
 
 extern TestWorld TW;
@@ -52,6 +61,12 @@ extern TestWorld TW;
  * group, e.g. a break-glass grantee). */
 extern bool test_world_want_person;
 TestCreds test_creds_person(void);
+
+/* Set before test_world_main() to also make the approver groups and accounts (see TestWorld). */
+extern bool test_world_want_approvers;
+TestCreds test_creds_approver1(void);
+TestCreds test_creds_approver2(void);
+TestCreds test_creds_both(void);
 
 /* main() of an integration test binary. As root: make the world (accounts "dkmt-<pid>-grp",
  * "-member", "-member2" (both in grp) and "-other", the directories, a store, one key group

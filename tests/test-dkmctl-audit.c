@@ -624,7 +624,8 @@ START_TEST(test_show_output) {
                    "assert [x['seq'] for x in rs] == list(range(1, 23))\n"
                    "assert [x['file'] for x in rs] == ['audit-000001.log'] * 12 + ['audit-000002.log'] * 10\n"
                    "assert [x['line'] for x in rs] == list(range(1, 13)) + list(range(1, 11))\n"
-                   "assert rs[0]['type'] == 'checkpoint' and rs[0]['checkpoint'] == 'start' and rs[0]['prev'] == '0' * 64\n"
+                   "assert rs[0]['type'] == 'checkpoint' and rs[0]['checkpoint'] == 'start' and rs[0]['prev'] == '0' * "
+                   "64\n"
                    "assert rs[11]['checkpoint'] == 'rotate' and rs[12]['checkpoint'] == 'start'\n"
                    "assert rs[21]['checkpoint'] == 'close' and rs[2]['checkpoint'] == 'periodic'\n"
                    "assert all(rs[i]['prev'] == rs[i - 1]['hash'] for i in range(1, 22))\n"
@@ -674,8 +675,22 @@ END_TEST
 
 START_TEST(test_usage) {
         static const char *const bad_times[] = {
-                "", "@", "@1x", "@-1", "yesterday", "2025-02-30", "2025-13-01", "2025-1-01", "2025-01-01T00:00:00",
-                "2025-01-01 24:00:00", "2025-01-01 12:00", "1969-12-31", "-", "-1y", "-99999999999d", NULL,
+                "",
+                "@",
+                "@1x",
+                "@-1",
+                "yesterday",
+                "2025-02-30",
+                "2025-13-01",
+                "2025-1-01",
+                "2025-01-01T00:00:00",
+                "2025-01-01 24:00:00",
+                "2025-01-01 12:00",
+                "1969-12-31",
+                "-",
+                "-1y",
+                "-99999999999d",
+                NULL,
         };
 
         for (size_t i = 0; bad_times[i]; i++) {

@@ -135,6 +135,12 @@ static int run_action(sd_bus_message *msg, void *userdata, sd_bus_error *error, 
         if (!q)
                 return bus_call_refuse(&call, error, -ACCESS_ERRNO_NO_SUCH_REQUEST, "%s", method);
         r = action(&call, q, msg);
+        /* Not the admin check: say who may. */
+        if (r == -EACCES)
+                return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED,
+                                         "%s of request %llu: only the requester may cancel a request; the "
+                                         "requester, its approvers or an admin may revoke a grant",
+                                         method, (unsigned long long) q->id);
         if (r < 0)
                 return bus_error_errno(error, r, "%s of request %llu", method, (unsigned long long) q->id);
         return sd_bus_reply_method_return(msg, NULL);

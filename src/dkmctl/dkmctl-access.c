@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* dkmctl's break-glass verbs: request access to a group's keys, list and show requests, approve, deny, cancel, revoke. */
+/* dkmctl's break-glass verbs: request access to a group's keys, list and show requests, approve, deny, cancel, revoke.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,13 @@ static int parse_request_id(const char *s, uint64_t *ret) {
         if (parse_uint64(s, UINT64_MAX, ret) < 0)
                 return fail_local(EXIT_USAGE, "'%s' is not a request id.", s);
         return 0;
+}
+
+/* ClosedBy is a person's uid (root included: admins revoke) for a denial, a cancellation or a
+ * revocation; dkmd itself closes the others (expiry, end, done, failed) and says 0. */
+static bool closed_by_person(const CtlRequest *q) {
+        return q->closed_usec > 0 && (strcmp(q->state, "denied") == 0 || strcmp(q->state, "cancelled") == 0 ||
+                                      strcmp(q->state, "revoked") == 0);
 }
 
 static void json_user(JsonWriter *w, const char *key, uint32_t uid) {
@@ -66,8 +74,11 @@ static void json_request(JsonWriter *w, const CtlRequest *q, bool full) {
                 json_array_end(w);
                 json_field_uint_or_null(w, "granted_usec", q->granted_usec);
                 json_field_uint_or_null(w, "closed_usec", q->closed_usec);
-                /* 0 is dkmd itself (expiry, end), never root: root cannot make or approve requests. */
-                json_field_uint_or_null(w, "closed_by", q->closed_by);
+                json_key(w, "closed_by");
+                if (closed_by_person(q))
+                        json_uint(w, q->closed_by);
+                else
+                        json_null(w);
                 json_field_string(w, "reason", q->reason ?: "");
         }
         json_object_end(w);
@@ -149,8 +160,9 @@ int verb_access_request(char **args) {
 /* ---- access list ---- */
 
 int verb_access_list(char **args) {
-        static const char *const headers[] = { "ID",    "KIND",    "GROUP",        "REQUESTER",
-                                               "STATE", "EXPIRES", "JUSTIFICATION" };
+        static const char *const headers[] = {
+                "ID", "KIND", "GROUP", "REQUESTER", "STATE", "EXPIRES", "JUSTIFICATION"
+        };
         _cleanup_ctl_bus_ CtlBus *b = NULL;
         _cleanup_(ctl_error_done) CtlError e = CTL_ERROR_NULL;
         _cleanup_table_ Table *t = NULL;
@@ -277,7 +289,7 @@ static int print_request(const CtlRequest *q) {
                 printf("Expires:         %s\n", format_time_local(q->expires_usec, when));
         if (q->closed_usec) {
                 printf("Closed:          %s\n", format_time_local(q->closed_usec, when));
-                if (q->closed_by)
+                if (closed_by_person(q))
                         printf("Closed by:       %s (%u)\n", format_user(q->closed_by, buf), (unsigned) q->closed_by);
                 else
                         printf("Closed by:       dkmd\n");

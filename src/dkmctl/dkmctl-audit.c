@@ -46,9 +46,9 @@ static int parse_utc(const char *s, uint64_t *ret) {
         if (parse_digits(s, 4, &tm.tm_year) < 0 || s[4] != '-' || parse_digits(s + 5, 2, &tm.tm_mon) < 0 ||
             s[7] != '-' || parse_digits(s + 8, 2, &tm.tm_mday) < 0)
                 return -EINVAL;
-        if (n == 19 && (s[10] != ' ' || parse_digits(s + 11, 2, &tm.tm_hour) < 0 || s[13] != ':' ||
-                        parse_digits(s + 14, 2, &tm.tm_min) < 0 || s[16] != ':' ||
-                        parse_digits(s + 17, 2, &tm.tm_sec) < 0))
+        if (n == 19 &&
+            (s[10] != ' ' || parse_digits(s + 11, 2, &tm.tm_hour) < 0 || s[13] != ':' ||
+             parse_digits(s + 14, 2, &tm.tm_min) < 0 || s[16] != ':' || parse_digits(s + 17, 2, &tm.tm_sec) < 0))
                 return -EINVAL;
         if (tm.tm_year < 1970)
                 return -ERANGE;
@@ -196,7 +196,7 @@ static int table_add_entry(Table *t, const AuditEntry *e) {
 }
 
 int verb_audit_show(char **args) {
-        static const char *const headers[] = { "SEQ", "TIME", "EVENT", "OUTCOME", "UID",
+        static const char *const headers[] = { "SEQ", "TIME", "EVENT",  "OUTCOME", "UID",
                                                "PID", "COMM", "OBJECT", "DETAIL" };
         _cleanup_(audit_reader_freep) AuditReader *reader = NULL;
         _cleanup_table_ Table *t = NULL;
@@ -345,8 +345,7 @@ int verb_audit_verify(char **args) {
                         return fail_local(EXIT_USAGE, "--public-key=%s: not a public key file (ed25519=<64 hex>).",
                                           arg.public_key);
                 if (r < 0)
-                        return fail_local(EXIT_USAGE, "--public-key=%s: cannot read: %s", arg.public_key,
-                                          strerror(-r));
+                        return fail_local(EXIT_USAGE, "--public-key=%s: cannot read: %s", arg.public_key, strerror(-r));
         }
         r = audit_verify(dir, arg.public_key ? pinned : NULL, &rep);
         if (r == -EBADMSG) {

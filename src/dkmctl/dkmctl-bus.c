@@ -535,8 +535,8 @@ int ctl_reload(CtlBus *b, char ***ret_problems, CtlError *e) {
 
 /* ---- break-glass requests ---- */
 
-int ctl_request_access(CtlBus *b, const char *group, const char *justification, uint64_t duration_usec,
-                       char **ret_path, CtlError *e) {
+int ctl_request_access(CtlBus *b, const char *group, const char *justification, uint64_t duration_usec, char **ret_path,
+                       CtlError *e) {
         _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;

@@ -123,8 +123,8 @@ int ctl_group_load(CtlBus *b, const char *name, CtlError *e);
 int ctl_reload(CtlBus *b, char ***ret_problems, CtlError *e);
 
 /* RequestAccess(group, justification, duration): the new request's object path. */
-int ctl_request_access(CtlBus *b, const char *group, const char *justification, uint64_t duration_usec,
-                       char **ret_path, CtlError *e);
+int ctl_request_access(CtlBus *b, const char *group, const char *justification, uint64_t duration_usec, char **ret_path,
+                       CtlError *e);
 /* ListRequests: every request, oldest first (the fields it carries only). */
 int ctl_requests_list(CtlBus *b, CtlRequest **ret, size_t *ret_n, CtlError *e);
 /* Every property of the request at path, or of request id (found with GetRequest). */

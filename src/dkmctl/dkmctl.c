@@ -152,12 +152,15 @@ static const struct {
 
 /* Option names by OPT_* bit, for "does not apply" and "needs" messages. */
 static const char *const option_names[] = {
-        "--unix-group",      "--algorithm",       "--rollover-period",
-        "--propagation-delay", "--hot-window",    "--allow-human-members",
-        "--approval-groups", "--max-grant",       "--request-timeout",
-        "--retire-needs-approval", "--justification", "--duration",
-        "--reason",          "--dir",             "--group",
-        "--event",           "--since",           "--until",
+        "--unix-group",      "--algorithm",
+        "--rollover-period", "--propagation-delay",
+        "--hot-window",      "--allow-human-members",
+        "--approval-groups", "--max-grant",
+        "--request-timeout", "--retire-needs-approval",
+        "--justification",   "--duration",
+        "--reason",          "--dir",
+        "--group",           "--event",
+        "--since",           "--until",
         "--checkpoints",     "--public-key",
 };
 
@@ -190,7 +193,7 @@ static void help(void) {
                "     --dir=DIR                      the audit directory (default: $DKM_STATE_DIR/audit,\n"
                "                                    else " DKM_DEFAULT_STATE_DIR "/audit)\n"
                "     --group=NAME                   records of key group NAME (object group/NAME...)\n"
-               "     --event=EVENT                  records of this event (request, approve, rollover, ...)\n"
+               "     --event=EVENT                  records of this event (request, approve, grant, rollover, ...)\n"
                "     --since=TIME, --until=TIME     records from TIME on, before TIME\n"
                "     --checkpoints                  also the signed checkpoint records\n"
                "     --public-key=FILE              verify with this copy of audit.pub (recommended)\n"
@@ -237,7 +240,7 @@ static int parse_time_option(const char *name, const char *value, uint64_t *ret)
 }
 
 /* "ops,security" as a list of Unix group names; "" is the empty list. Each must be known here,
- * so a typo never reaches dkmd; a number is sent as its name when it has one. */
+ * so a typo never reaches dkmd. */
 static int parse_approval_groups(const char *value, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
         _cleanup_free_ char *copy = strdup(value);
@@ -255,9 +258,10 @@ static int parse_approval_groups(const char *value, char ***ret) {
                 char name[FORMAT_MAX];
                 gid_t gid;
 
-                if (parse_gid(w, &gid) < 0)
+                /* dkmd takes names only: a gid is sent as its name, and one without a name is no group. */
+                if (parse_gid(w, &gid) < 0 || !lookup_unix_group((uint32_t) gid, name))
                         return fail_local(EXIT_USAGE, "--approval-groups=%s: no such Unix group '%s'.", value, w);
-                l[n] = strdup(lookup_unix_group((uint32_t) gid, name) ? name : w);
+                l[n] = strdup(name);
                 if (!l[n++])
                         return fail_local(EXIT_FAILURE, "out of memory.");
         }

@@ -8,20 +8,20 @@
 
 /* Exit statuses, one per class of failure, documented in --help and docs/DKMCTL.md. */
 enum {
-        EXIT_USAGE = 2,        /* dkmctl refused the command line; nothing was sent */
-        EXIT_NOT_FOUND = 3,    /* NoSuchGroup, NoSuchGeneration, NoSuchRequest; no audit log */
-        EXIT_DENIED = 4,       /* AccessDenied: not root, not in dkmd's admin group; the audit log is root-only */
-        EXIT_INVALID = 5,      /* InvalidArgument: dkmd refused a name, gid or policy value */
-        EXIT_STATE = 6,        /* GroupExists, GenerationActive, InvalidState, RolloverPending, RequestExpired */
-        EXIT_APPROVAL = 7,     /* ApprovalRequired */
-        EXIT_HUMANS = 8,       /* HumanMembers */
-        EXIT_LOCKED = 9,       /* StoreLocked */
-        EXIT_LOAD_FAILED = 10, /* LoadFailed: the change was made, the kernel is not updated */
-        EXIT_STORE = 11,       /* StoreError */
-        EXIT_UNREACHABLE = 12, /* no system bus, or dkmd is not running */
-        EXIT_PROBLEMS = 13,    /* reload: some drop-ins could not be applied */
+        EXIT_USAGE = 2,         /* dkmctl refused the command line; nothing was sent */
+        EXIT_NOT_FOUND = 3,     /* NoSuchGroup, NoSuchGeneration, NoSuchRequest; no audit log */
+        EXIT_DENIED = 4,        /* AccessDenied: not root, not in dkmd's admin group; the audit log is root-only */
+        EXIT_INVALID = 5,       /* InvalidArgument: dkmd refused a name, gid or policy value */
+        EXIT_STATE = 6,         /* GroupExists, GenerationActive, InvalidState, RolloverPending, RequestExpired */
+        EXIT_APPROVAL = 7,      /* ApprovalRequired */
+        EXIT_HUMANS = 8,        /* HumanMembers */
+        EXIT_LOCKED = 9,        /* StoreLocked */
+        EXIT_LOAD_FAILED = 10,  /* LoadFailed: the change was made, the kernel is not updated */
+        EXIT_STORE = 11,        /* StoreError */
+        EXIT_UNREACHABLE = 12,  /* no system bus, or dkmd is not running */
+        EXIT_PROBLEMS = 13,     /* reload: some drop-ins could not be applied */
         EXIT_NOT_APPROVER = 14, /* SelfApproval, DuplicateApprover, NotApprover */
-        EXIT_REQUEST = 15,      /* NoApprovers, JustificationRequired, DurationTooLong, AlreadyMember, TooManyRequests */
+        EXIT_REQUEST = 15,      /* a request refused: NoApprovers, JustificationRequired, DurationTooLong, ... */
         EXIT_AUDIT_FAILED = 16, /* AuditFailed: dkmd could not record it, so it refused (nothing changed) */
         EXIT_AUDIT_BAD = 17,    /* audit verify (or show): the log is damaged or was tampered with */
 };

@@ -13,10 +13,11 @@
 #include "loader.h"
 #include "manager-internal.h"
 
-#define REQUEST_OBJECT_MAX 32
+#define REQUEST_OBJECT_MAX (STORE_GROUP_NAME_MAX + 40)
 
+/* "group/NAME/request/ID": a group's history (dkmctl audit show --group) includes its requests. */
 static const char *request_object(const AccessRequest *r, char buf[static REQUEST_OBJECT_MAX]) {
-        (void) snprintf(buf, REQUEST_OBJECT_MAX, "request/%llu", (unsigned long long) r->id);
+        (void) snprintf(buf, REQUEST_OBJECT_MAX, "group/%s/request/%llu", r->group, (unsigned long long) r->id);
         return buf;
 }
 

@@ -158,17 +158,35 @@ int manager_load_all(Manager *m, unsigned *ret_failed) {
         return 0;
 }
 
+/* The whole policy as the detail of an audit record: what an auditor needs to see changed. */
+static void format_policy(const StoreGroupPolicy *p, char *buf, size_t size) {
+        char levels[STORE_APPROVAL_LEVELS_MAX * 11 + 1] = "";
+        size_t l = 0;
+
+        for (size_t i = 0; i < p->n_approval_levels && l < sizeof(levels); i++)
+                l += (size_t) snprintf(levels + l, sizeof(levels) - l, "%s%u", i > 0 ? "," : "",
+                                       (unsigned) p->approval_levels[i]);
+        (void) snprintf(buf, size,
+                        "rollover-period-usec=%llu propagation-delay-usec=%llu hot-window=%u allow-human-members=%d "
+                        "approval-gids=%s max-grant-usec=%llu request-timeout-usec=%llu retire-needs-approval=%d",
+                        (unsigned long long) p->rollover_period_usec, (unsigned long long) p->propagation_delay_usec,
+                        (unsigned) p->hot_window, p->allow_human_members, levels[0] ? levels : "none",
+                        (unsigned long long) p->max_grant_usec, (unsigned long long) p->request_timeout_usec,
+                        p->retire_needs_approval);
+}
+
 int manager_create_group(Manager *m, const char *name, gid_t gid, CryptAlg alg, const StoreGroupPolicy *policy) {
         _cleanup_store_group_ StoreGroup *g = NULL;
+        char object[80], detail[512];
         int r;
-        /* Checked before the store is touched: a refused group leaves nothing behind. */
-        char object[80];
 
+        /* Checked before the store is touched: a refused group leaves nothing behind. */
         r = check_members(m, name, gid, policy->allow_human_members);
         if (r < 0)
                 return r;
-        r = manager_audit(m, "group-create", AUDIT_OUTCOME_OK, object_of(name, object), "gid %u, %s", (unsigned) gid,
-                          crypt_alg_to_string(alg));
+        format_policy(policy, detail, sizeof(detail));
+        r = manager_audit(m, "group-create", AUDIT_OUTCOME_OK, object_of(name, object), "gid %u, %s, %s", (unsigned) gid,
+                          crypt_alg_to_string(alg), detail);
         if (r < 0)
                 return r;
         r = store_group_create(m->store, name, gid, alg, policy, &g);
@@ -304,17 +322,9 @@ int manager_retire(Manager *m, const char *name, uint32_t number) {
         return r;
 }
 
-static void format_levels(const StoreGroupPolicy *p, char *buf, size_t size) {
-        size_t l = 0;
-
-        buf[0] = 0;
-        for (size_t i = 0; i < p->n_approval_levels && l < size; i++)
-                l += (size_t) snprintf(buf + l, size - l, "%s%u", i > 0 ? "," : "", (unsigned) p->approval_levels[i]);
-}
-
 int manager_set_policy(Manager *m, const char *name, const StoreGroupPolicy *policy) {
         _cleanup_store_group_ StoreGroup *g = NULL;
-        char object[80], levels[STORE_APPROVAL_LEVELS_MAX * 11 + 1];
+        char object[80], detail[512];
         int r;
 
         r = store_group_load(m->store, name, &g);
@@ -326,14 +336,8 @@ int manager_set_policy(Manager *m, const char *name, const StoreGroupPolicy *pol
                 if (r < 0)
                         return r;
         }
-        format_levels(policy, levels, sizeof(levels));
-        r = manager_audit(m, "policy-change", AUDIT_OUTCOME_OK, object_of(name, object),
-                          "rollover-period-usec=%llu propagation-delay-usec=%llu hot-window=%u allow-human-members=%d "
-                          "approval-gids=%s max-grant-usec=%llu request-timeout-usec=%llu retire-needs-approval=%d",
-                          (unsigned long long) policy->rollover_period_usec,
-                          (unsigned long long) policy->propagation_delay_usec, (unsigned) policy->hot_window,
-                          policy->allow_human_members, levels, (unsigned long long) policy->max_grant_usec,
-                          (unsigned long long) policy->request_timeout_usec, policy->retire_needs_approval);
+        format_policy(policy, detail, sizeof(detail));
+        r = manager_audit(m, "policy-change", AUDIT_OUTCOME_OK, object_of(name, object), "%s", detail);
         if (r < 0)
                 return r;
         r = store_group_set_policy(m->store, name, policy);
@@ -341,11 +345,7 @@ int manager_set_policy(Manager *m, const char *name, const StoreGroupPolicy *pol
                 manager_audit_failure(m, "policy-change", object, r);
                 return r;
         }
-        manager_log("group %s: policy set (rollover period %llu µs, propagation delay %llu µs, hot window %u%s, "
-                    "approval levels %s)",
-                    name, (unsigned long long) policy->rollover_period_usec,
-                    (unsigned long long) policy->propagation_delay_usec, (unsigned) policy->hot_window,
-                    policy->allow_human_members ? ", human members allowed" : "", levels[0] ? levels : "none");
+        manager_log("group %s: policy set (%s)", name, detail);
         g = store_group_free(g);
         /* The hot window decides what is in the kernel: load again. */
         r = reload_group(m, name, &g);
