@@ -4,7 +4,8 @@
 set -eu
 
 packages="meson ninja-build pkg-config gcc clang libsodium-dev libkeyutils-dev libcap-dev
-libsystemd-dev check keyutils dbus systemd valgrind passwd util-linux libxml2-utils polkitd"
+libsystemd-dev check keyutils dbus systemd valgrind passwd util-linux libxml2-utils polkitd
+libclang-rt-14-dev"
 
 missing=""
 for p in $packages; do

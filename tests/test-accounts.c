@@ -389,16 +389,19 @@ TestCreds test_creds_person(void) {
 }
 
 TestCreds test_creds_approver1(void) {
-        return (TestCreds){ .uid = TW.approver1_uid, .gid = TW.approver1_gid, .groups = { TW.appr1_gid },
-                            .n_groups = 1 };
+        return (TestCreds){
+                .uid = TW.approver1_uid, .gid = TW.approver1_gid, .groups = { TW.appr1_gid }, .n_groups = 1
+        };
 }
 TestCreds test_creds_approver2(void) {
-        return (TestCreds){ .uid = TW.approver2_uid, .gid = TW.approver2_gid, .groups = { TW.appr2_gid },
-                            .n_groups = 1 };
+        return (TestCreds){
+                .uid = TW.approver2_uid, .gid = TW.approver2_gid, .groups = { TW.appr2_gid }, .n_groups = 1
+        };
 }
 TestCreds test_creds_both(void) {
-        return (TestCreds){ .uid = TW.both_uid, .gid = TW.both_gid, .groups = { TW.appr1_gid, TW.appr2_gid },
-                            .n_groups = 2 };
+        return (TestCreds){
+                .uid = TW.both_uid, .gid = TW.both_gid, .groups = { TW.appr1_gid, TW.appr2_gid }, .n_groups = 2
+        };
 }
 
 void test_become(const TestCreds *c) {

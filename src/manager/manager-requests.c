@@ -2,6 +2,7 @@
 /* Break-glass requests in dkmd: the rules (src/access) applied to the caller, every step audited
  * before it is made, the request file written before it is reported, and the grant or retire
  * carried out through the keyring helper. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -21,6 +22,33 @@ static const char *request_object(const AccessRequest *r, char buf[static REQUES
         return buf;
 }
 
+/* The highest id any "<id>.request" name in the directory carries, whether its file loads or not:
+ * a damaged request file is kept for inspection, and its id is never given to another request. */
+static int highest_request_id(int dir_fd, uint64_t *ret) {
+        _cleanup_close_ int fd = -EBADF;
+        DIR *d;
+        struct dirent *e;
+        uint64_t max = 0;
+
+        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d)
+                return -errno;
+        TAKE_FD(fd);
+        while ((errno = 0, e = readdir(d))) {
+                unsigned long long id;
+                int end = 0;
+
+                if (sscanf(e->d_name, "%llu.request%n", &id, &end) == 1 && e->d_name[end] == 0 && id > max)
+                        max = id;
+        }
+        closedir(d);
+        *ret = max;
+        return 0;
+}
+
 int manager_requests_open(Manager *m, const char *dir) {
         _cleanup_strv_free_ char **problems = NULL;
         int fd, r;
@@ -38,6 +66,12 @@ int manager_requests_open(Manager *m, const char *dir) {
         }
         for (char **p = problems; p && *p; p++)
                 manager_log("ignoring a damaged request file in %s: %s", dir, *p);
+        r = highest_request_id(fd, &m->requests.next_id);
+        if (r < 0) {
+                (void) close(fd);
+                return r;
+        }
+        m->requests.next_id++;
         m->requests.dir_fd = fd;
         m->requests.open = true;
         return 0;
@@ -142,7 +176,7 @@ static int open_requests(const Manager *m, uid_t requester, size_t *ret_total) {
 static int add_request(Manager *m, AccessRequest *r, uint64_t *ret_id) {
         AccessRequest *items;
         char object[REQUEST_OBJECT_MAX];
-        uint64_t id = m->requests.n > 0 ? m->requests.items[m->requests.n - 1].id + 1 : 1;
+        uint64_t id = m->requests.next_id;
         int k;
 
         r->id = id;
@@ -162,6 +196,7 @@ static int add_request(Manager *m, AccessRequest *r, uint64_t *ret_id) {
                 return k;
         }
         m->requests.n++;
+        m->requests.next_id++;
         manager_log("request %llu: %s of group %s by uid %u", (unsigned long long) id, access_kind_to_string(r->kind),
                     r->group, (unsigned) r->requester);
         EMIT(m, request_changed, &items[m->requests.n - 1], true);
@@ -443,6 +478,12 @@ int manager_request_revoke(Manager *m, uint64_t id, bool admin) {
         return close_request(m, slot, ACCESS_STATE_REVOKED, "revoke", c.uid, NULL);
 }
 
+/* The kernel counts a key's timeout in whole seconds of its own clock, so a grant given
+ * ceil(time left) seconds ends within 1 s either side of ExpiresUSec. dkmd ends its record this
+ * long after ExpiresUSec, so the kernel has always ended the keys first: a natural end is never
+ * revoked early and seen as "access revoked". */
+#define GRANT_END_SLACK_USEC (1100U * 1000U)
+
 int manager_requests_run_due(Manager *m, uint64_t *ret_next) {
         const ManagerCaller *saved = m->caller;
         uint64_t now = manager_now_usec(), next = 0;
@@ -456,6 +497,8 @@ int manager_requests_run_due(Manager *m, uint64_t *ret_next) {
 
                 if (due == 0)
                         continue;
+                if (slot->state == ACCESS_STATE_GRANTED)
+                        due += GRANT_END_SLACK_USEC;
                 if (due <= now) {
                         if (slot->state == ACCESS_STATE_PENDING)
                                 k = close_request(m, slot, ACCESS_STATE_EXPIRED, "expire", 0, NULL);

@@ -46,6 +46,7 @@ typedef struct ManagerRequests {
         int dir_fd;
         AccessRequest *items; /* ascending by id */
         size_t n;
+        uint64_t next_id; /* above every <id>.request name, damaged files included: ids are never reused */
 } ManagerRequests;
 
 typedef struct Manager {
