@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* One object per key group: /org/dkm/KeyManager1/group/<name>, interface org.dkm.KeyManager1.Group. */
 #include <errno.h>
-#include <grp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -94,8 +93,6 @@ static int method_archive(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 r = -EKEYREVOKED;
         if (r < 0)
                 return bus_call_refuse(&call, error, r, "archiving generation %u of %s", (unsigned) number, g->name);
-        if (r < 0)
-                return r;
         r = manager_archive(m->manager, g->name, number);
         if (r < 0)
                 return bus_call_refuse(&call, error, r, "archiving generation %u of %s", (unsigned) number, g->name);

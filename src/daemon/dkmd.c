@@ -148,20 +148,25 @@ static int context_open_store(Context *c) {
 
 /* Fail closed from the start: a dkmd that cannot audit does not serve. */
 static int context_open_audit(Context *c) {
-        _cleanup_free_ char *dir = NULL, *requests = NULL;
+        _cleanup_free_ char *dir = NULL;
         AuditError error = {};
         int r;
 
         if (!arg.audit_dir && asprintf(&dir, "%s/audit", arg.state_dir) < 0)
                 return -ENOMEM;
         r = audit_open(arg.audit_dir ?: dir, NULL, &c->audit, &error);
-        if (r < 0) {
+        if (r < 0)
                 log_error("cannot open the audit log %s: %s", arg.audit_dir ?: dir, error.msg[0] ? error.msg : strerror(-r));
-                return r;
-        }
-        if (asprintf(&requests, "%s/requests", arg.state_dir) < 0)
+        return r;
+}
+
+/* Break-glass requests live next to the store; they survive restarts. */
+static int context_open_requests(Context *c) {
+        _cleanup_free_ char *dir = NULL;
+
+        if (asprintf(&dir, "%s/requests", arg.state_dir) < 0)
                 return -ENOMEM;
-        return manager_requests_open(&c->manager, requests);
+        return manager_requests_open(&c->manager, dir);
 }
 
 static int on_audit(void *userdata, const AuditRecord *rec) {
@@ -392,6 +397,9 @@ int main(int argc, char *argv[]) {
         if (r < 0)
                 return EXIT_FAILURE;
         r = context_open_audit(&c);
+        if (r < 0)
+                return EXIT_FAILURE;
+        r = context_open_requests(&c);
         if (r < 0)
                 return EXIT_FAILURE;
         r = context_connect(&c);
