@@ -226,6 +226,9 @@ int keyring_client_find_generation(KeySerial ring, const uint8_t id[KEYRING_GROU
         return 0;
 }
 
+static const KeySerial request_default_keyrings[] = { KEY_SPEC_THREAD_KEYRING, KEY_SPEC_PROCESS_KEYRING,
+                                                      KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_SESSION_KEYRING };
+
 int keyring_client_request_generation(const uint8_t id[KEYRING_GROUP_ID_BYTES], uint32_t generation) {
         char desc[KEYRING_DESC_MAX];
         long s;
@@ -237,7 +240,17 @@ int keyring_client_request_generation(const uint8_t id[KEYRING_GROUP_ID_BYTES], 
         /* The answer is a marker in our default keyring, never the key: the real key lands in
          * the group keyring, where the caller searches next. */
         s = KC(request_key("user", desc, KEYRING_REQUEST_CALLOUT, 0));
-        return s < 0 ? negative_errno() : 0;
+        if (s < 0)
+                return negative_errno();
+        /* The marker has said what it had to. Left in our default keyring it would answer the
+         * next request_key() for up to 5 s without an upcall, though a load may have invalidated
+         * the real key meanwhile (outside the hot window): ENOKEY for a generation the store
+         * has. Unlinked rather than invalidated, which searches would meet as EKEYREVOKED until
+         * the garbage collector runs. The default keyring is the first of these that exists. */
+        for (size_t i = 0; i < ELEMENTSOF(request_default_keyrings); i++)
+                if (KC(keyctl_unlink((KeySerial) s, request_default_keyrings[i])) >= 0)
+                        break;
+        return 0;
 }
 
 int keyring_client_check_key(KeySerial serial) {

@@ -19,6 +19,9 @@
  * coarse clock (vDSO): no system call. Anything stale is validated again under the exclusive
  * lock with a few keyctl calls. */
 
+/* request-key upcalls per call: a load racing each of them is the only reason to ask again. */
+#define CACHE_REQUESTS_MAX 3U
+
 typedef struct CacheKey {
         uint32_t generation;
         KeySerial serial;
@@ -389,6 +392,7 @@ static void atfork_child(void) {
         static const pthread_rwlock_t fresh = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 
         memcpy(&cache_lock, &fresh, sizeof(fresh));
+        keyslots_relock();
 }
 
 static void cache_init_once(void) {
@@ -397,7 +401,7 @@ static void cache_init_once(void) {
 
 static int acquire(const Want *w, CacheRef *ret) {
         uint64_t now = now_msec();
-        bool requested = false;
+        unsigned requested = 0;
         Request req = {};
         int r;
 
@@ -406,7 +410,9 @@ static int acquire(const Want *w, CacheRef *ret) {
         (void) pthread_once(&cache_once, cache_init_once);
         for (;;) {
                 (void) pthread_rwlock_wrlock(&cache_lock);
-                r = acquire_slow(w, now, !requested, ret, &req);
+                /* A load may invalidate a key loaded on demand between the upcall and our
+                 * search (it is outside the hot window): ask again, a bounded number of times. */
+                r = acquire_slow(w, now, requested < CACHE_REQUESTS_MAX, ret, &req);
                 if (r == 0)
                         return 0; /* the lock stays held */
                 (void) pthread_rwlock_unlock(&cache_lock);
@@ -414,7 +420,7 @@ static int acquire(const Want *w, CacheRef *ret) {
                         return r;
 
                 /* The upcall takes milliseconds (it may unlock the store): never under the lock. */
-                requested = true;
+                requested++;
                 r = keyring_client_request_generation(req.id, req.generation);
                 if (r == -ENOKEY)
                         return req.hint ?: -ENOKEY; /* unknown to the store too, or no upcall here */

@@ -63,6 +63,8 @@ void cache_foreach_secret(void (*fn)(const void *p, size_t size, void *userdata)
 int keyslot_new(uint8_t **ret) _warn_unused_result_;
 void keyslot_free(uint8_t *slot);
 void keyslots_clear(void);
+/* In a fork child: lock the pages again (mlock is not inherited). */
+void keyslots_relock(void);
 
 /* Map internal errors to the documented public ones. */
 int libdkm_error(int r);

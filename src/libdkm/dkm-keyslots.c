@@ -91,6 +91,13 @@ void keyslot_free(uint8_t *slot) {
                 }
 }
 
+void keyslots_relock(void) {
+        /* Memory locks are not inherited by a fork child: its copies of the pages would be
+         * swappable. MADV_DONTDUMP is inherited. */
+        for (KeyPage *p = pages; p; p = p->next)
+                (void) mlock(p->data, page_size);
+}
+
 void keyslots_clear(void) {
         while (pages) {
                 KeyPage *p = pages;
