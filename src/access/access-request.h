@@ -15,6 +15,8 @@
 #define ACCESS_JUSTIFICATION_MAX 512U /* bytes; also the bound on a denial reason */
 #define ACCESS_OPEN_PER_UID_MAX 8U    /* pending or granted requests one requester may have */
 #define ACCESS_OPEN_MAX 256U          /* pending or granted requests in all */
+#define ACCESS_CLOSED_KEPT_MAX 256U   /* closed requests dkmd keeps listing (the newest); the audit log keeps all */
+#define ACCESS_CLOSED_RETENTION_USEC (7ULL * 24 * 3600 * 1000000) /* then a closed request's file goes too */
 #define ACCESS_DURATION_MIN_USEC 1000000ULL /* kernel timeouts count whole seconds */
 
 /* Internal codes for refusals with no natural errno, chosen from codes the store, loader, audit

@@ -51,6 +51,18 @@ int bus_call_require_admin(BusCall *call, sd_bus_error *error) {
         return bus_call_refuse(call, error, -EACCES, "%s", call->method);
 }
 
+void bus_call_audit_refusal(BusCall *call, const sd_bus_error *error) {
+        bus_log("refused %s to uid %d (%s): %s", call->method,
+                call->caller.uid == (uid_t) -1 ? -1 : (int) call->caller.uid,
+                sd_bus_message_get_sender(call->msg) ?: "?", error->name ?: "?");
+        /* The refusal stands whether or not it could be recorded; when the audit log is what
+         * failed, trying again would only fail again. */
+        if (!sd_bus_error_has_name(error, BUS_ERROR_AUDIT_FAILED))
+                (void) manager_audit(call->m->manager, "refused-call", AUDIT_OUTCOME_REFUSED,
+                                     sd_bus_message_get_path(call->msg), "%s: %s: %s", call->method,
+                                     error->name ?: "?", error->message ?: "");
+}
+
 int bus_call_refuse(BusCall *call, sd_bus_error *error, int r, const char *fmt, ...) {
         char what[256];
         va_list ap;
@@ -59,14 +71,6 @@ int bus_call_refuse(BusCall *call, sd_bus_error *error, int r, const char *fmt, 
         (void) vsnprintf(what, sizeof(what), fmt, ap);
         va_end(ap);
         r = bus_error_errno(error, r, "%s", what);
-        bus_log("refused %s to uid %d (%s): %s", call->method,
-                call->caller.uid == (uid_t) -1 ? -1 : (int) call->caller.uid,
-                sd_bus_message_get_sender(call->msg) ?: "?", error->name);
-        /* The refusal stands whether or not it could be recorded; when the audit log is what
-         * failed, trying again would only fail again. */
-        if (r != -MANAGER_ERRNO_AUDIT_FAILED)
-                (void) manager_audit(call->m->manager, "refused-call", AUDIT_OUTCOME_REFUSED,
-                             sd_bus_message_get_path(call->msg), "%s: %s: %s", call->method, error->name,
-                             error->message ?: "");
+        bus_call_audit_refusal(call, error);
         return r;
 }

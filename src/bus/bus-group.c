@@ -152,10 +152,7 @@ static int method_set_policy(sd_bus_message *msg, void *userdata, sd_bus_error *
         policy = g->policy; /* keys not given keep their value */
         r = bus_read_policy_options(msg, NULL, &policy, error);
         if (r < 0) {
-                if (sd_bus_error_is_set(error))
-                        (void) manager_audit(m->manager, "refused-call", AUDIT_OUTCOME_REFUSED,
-                                             sd_bus_message_get_path(msg), "SetPolicy: %s: %s", error->name,
-                                             error->message ?: "");
+                bus_call_audit_refusal(&call, error);
                 return r;
         }
         r = manager_set_policy(m->manager, g->name, &policy);

@@ -61,8 +61,10 @@ static int method_create_group(sd_bus_message *msg, void *userdata, sd_bus_error
         if (r < 0)
                 return r;
         r = bus_read_policy_options(msg, &alg, &policy, error);
-        if (r < 0)
+        if (r < 0) {
+                bus_call_audit_refusal(&call, error);
                 return r;
+        }
         if (!store_group_name_is_valid(name))
                 return bus_call_refuse(&call, error, -EINVAL, NAME_RULE);
         /* gid 0 would hand every key to root's group; an unknown gid has no members to load for. */

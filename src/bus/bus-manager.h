@@ -58,6 +58,8 @@ bool bus_call_is_admin(BusCall *call);
  * error, returns r. For refusals the manager has not audited itself. */
 int bus_call_refuse(BusCall *call, sd_bus_error *error, int r, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
+/* The same for an error already set (e.g. by bus_read_policy_options()). */
+void bus_call_audit_refusal(BusCall *call, const sd_bus_error *error);
 
 /* Shared by the vtables (bus-group.c, bus-manager.c, bus-request.c). */
 int bus_group_path(const char *name, char **ret);

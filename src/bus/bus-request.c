@@ -15,7 +15,9 @@ static AccessRequest *request_from_path(BusManager *m, const char *path) {
         _cleanup_free_ char *id = NULL;
         uint64_t n;
 
-        if (sd_bus_path_decode(path, BUS_REQUEST_PATH_PREFIX, &id) <= 0 || parse_uint64(id, UINT64_MAX, &n) < 0)
+        /* One path per request: "0005" is not request 5. */
+        if (sd_bus_path_decode(path, BUS_REQUEST_PATH_PREFIX, &id) <= 0 || id[0] == '0' ||
+            parse_uint64(id, UINT64_MAX, &n) < 0)
                 return NULL;
         return manager_request_find(m->manager, n);
 }

@@ -49,6 +49,37 @@ static int highest_request_id(int dir_fd, uint64_t *ret) {
         return 0;
 }
 
+/* Closed requests are history, and the audit log has all of it: dkmd lists only the newest
+ * ACCESS_CLOSED_KEPT_MAX of them, and deletes the file of one closed longer than
+ * ACCESS_CLOSED_RETENTION_USEC ago. Without this, anyone could grow dkmd's memory, its replies
+ * and the state directory without bound by requesting and cancelling. */
+static void prune_closed(Manager *m, uint64_t now) {
+        size_t closed = 0, w = 0;
+
+        for (size_t i = 0; i < m->requests.n; i++)
+                if (!access_state_is_open(m->requests.items[i].state))
+                        closed++;
+        for (size_t i = 0; i < m->requests.n; i++) {
+                AccessRequest *r = &m->requests.items[i];
+                bool open = access_state_is_open(r->state), expired, drop;
+                char name[32];
+
+                expired = !open && r->closed_usec + ACCESS_CLOSED_RETENTION_USEC <= now;
+                /* ascending by id, so the oldest closed ones go first */
+                drop = !open && (expired || closed > ACCESS_CLOSED_KEPT_MAX);
+                if (expired) {
+                        (void) snprintf(name, sizeof(name), "%llu.request", (unsigned long long) r->id);
+                        (void) unlink_durable(m->requests.dir_fd, name);
+                }
+                if (drop) {
+                        closed--;
+                        continue;
+                }
+                m->requests.items[w++] = *r;
+        }
+        m->requests.n = w;
+}
+
 int manager_requests_open(Manager *m, const char *dir) {
         _cleanup_strv_free_ char **problems = NULL;
         int fd, r;
@@ -74,6 +105,7 @@ int manager_requests_open(Manager *m, const char *dir) {
         m->requests.next_id++;
         m->requests.dir_fd = fd;
         m->requests.open = true;
+        prune_closed(m, manager_now_usec());
         return 0;
 }
 
@@ -516,6 +548,7 @@ int manager_requests_run_due(Manager *m, uint64_t *ret_next) {
                 if (next == 0 || due < next)
                         next = due;
         }
+        prune_closed(m, now);
         m->caller = saved;
         *ret_next = next;
         return failed;
