@@ -548,6 +548,7 @@ START_TEST(test_two_levels_grant_and_expiry) {
         char err[1024], obj[128];
         int status;
 
+        ck_assert_ptr_nonnull(gpath);
         forget_ended_grants(&person);
         ct = work(0, g, "ct");
         encrypt_as_member(g, ct, "incident data");
@@ -632,6 +633,7 @@ START_TEST(test_refusals) {
         uid_t uids[4];
         Call c;
 
+        ck_assert(gpath && gexp_path && gnone_path);
         snprintf(gobj, sizeof(gobj), "group/%s", g);
         req = must_request(&person, g, "INC-2: look at one record", 10 * USEC);
         request_object(req, g, obj);
@@ -769,6 +771,7 @@ START_TEST(test_revoke) {
         uint64_t seq;
         Call c;
 
+        ck_assert_ptr_nonnull(gpath);
         forget_ended_grants(&person);
         ct = work(0, g, "ct");
         encrypt_as_member(g, ct, "revocable");
