@@ -2,6 +2,7 @@
 /* Maps negative errno codes from the store, loader and authorization to named D-Bus errors. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -128,6 +129,48 @@ static const char *reason(int r) {
         }
 }
 
+/* Length of the valid UTF-8 sequence at p (NUL-terminated), or 0: overlong, a surrogate, beyond
+ * U+10FFFF, or cut short. */
+static size_t utf8_char_len(const unsigned char *p) {
+        uint32_t cp, min;
+        size_t len;
+
+        if (p[0] < 0x80)
+                return 1;
+        if (p[0] >= 0xc2 && p[0] <= 0xdf)
+                len = 2, cp = p[0] & 0x1fU, min = 0x80;
+        else if ((p[0] & 0xf0) == 0xe0)
+                len = 3, cp = p[0] & 0x0fU, min = 0x800;
+        else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+                len = 4, cp = p[0] & 0x07U, min = 0x10000;
+        else
+                return 0;
+        for (size_t i = 1; i < len; i++) {
+                if ((p[i] & 0xc0) != 0x80) /* also stops at the NUL */
+                        return 0;
+                cp = cp << 6 | (p[i] & 0x3fU);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return len;
+}
+
+/* The message quotes arguments cut to a byte count ("%.64s", and the buffers here): the cut may
+ * split a UTF-8 character, and sd-bus cannot send an error whose message is not UTF-8, so the
+ * caller would get no answer at all. Each byte that is not part of a valid character becomes '?'. */
+static void make_utf8(char *s) {
+        unsigned char *p = (unsigned char *) s;
+
+        while (*p) {
+                size_t l = utf8_char_len(p);
+
+                if (l == 0)
+                        *p++ = '?';
+                else
+                        p += l;
+        }
+}
+
 int bus_error_errno(sd_bus_error *e, int r, const char *fmt, ...) {
         char what[256];
         va_list ap;
@@ -137,6 +180,7 @@ int bus_error_errno(sd_bus_error *e, int r, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(what, sizeof(what), fmt, ap);
         va_end(ap);
+        make_utf8(what);
         /* An invalid argument's message already says what is wrong with it. */
         if (r == -EINVAL)
                 (void) sd_bus_error_setf(e, error_name(r), "%s", what);

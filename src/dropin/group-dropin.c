@@ -107,7 +107,12 @@ int dropin_error(char **ret_error, const char *path, unsigned line, const char *
         va_end(ap);
         if (r < 0)
                 return -ENOMEM;
-        what = msg;
+        /* The message quotes the file, cut to a length ("%.64s") that may split a character:
+         * escaped too, it stays UTF-8, which Reload() needs to return it over D-Bus. */
+        what = escape_for_message(msg);
+        free(msg);
+        if (!what)
+                return -ENOMEM;
         r = line > 0 ? asprintf(&msg, "%s:%u: %s", p, line, what) : asprintf(&msg, "%s: %s", p, what);
         if (r < 0)
                 return -ENOMEM;

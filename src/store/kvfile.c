@@ -198,7 +198,8 @@ int kv_unescape(const char *s, size_t max, char **ret) {
                                 p++;
                         } else if (p[1] == 'x' && (hi = unhex_digit(p[2])) >= 0 && (lo = unhex_digit(p[3])) >= 0) {
                                 c = (unsigned char) (hi << 4 | lo);
-                                if (c == 0 || !needs_escape(c))
+                                /* A backslash has one spelling: doubled, as kvbuf_put_escaped() writes it. */
+                                if (c == 0 || c == '\\' || !needs_escape(c))
                                         return -EBADMSG;
                                 p += 3;
                         } else
