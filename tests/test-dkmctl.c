@@ -535,7 +535,7 @@ START_TEST(test_reload) {
         expect(NULL, CTL("--json", "reload"), S_PROBLEMS, "1 problem", &r);
         json_check(&r,
                    "[p] = d['problems']\n"
-                   "assert p.startswith(sys.argv[1]) and '\"lo\\\\\\ts\"' in p, p",
+                   "assert p.startswith(sys.argv[1]) and 'HotWindow=\"lo' in p and 'x09s\"' in p, p",
                    bad_file, (const char *) NULL);
         test_run_free(&r);
 

@@ -21,6 +21,11 @@
 #include <unistd.h>
 
 #include <keyutils.h>
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 #include "dkm-internal.h"
 #include "dkm.h"
@@ -932,7 +937,7 @@ static void child_cache(void *userdata) {
         CacheShared *sh = userdata;
         const char *g = test_key_group("cache");
         _cleanup_secret_ Secret *k = NULL;
-        uint8_t ct[256], pt[256], id[16] = {};
+        uint8_t ct[256], pt[256] = {}, id[16] = {};
         size_t n, m;
         double t;
         Blob a;
@@ -979,6 +984,9 @@ static void child_cache(void *userdata) {
         dkm_cleanup();
         encrypt_to(&a, g, "c", "cached");
         ck_assert_int_eq(decrypt_eq(&a, "c", "cached"), 0);
+        /* valgrind has no seccomp (ENOSYS), and a filter would trap its own system calls. */
+        if (RUNNING_ON_VALGRIND)
+                return;
         forbidden_syscall_seen = &sh->forbidden_syscall;
         static const long forbidden[] = {
                 SYS_keyctl,     SYS_add_key, SYS_request_key,   SYS_openat,       SYS_read,   SYS_pread64,
@@ -1036,8 +1044,10 @@ START_TEST(test_cache) {
         ck_assert_uint_eq(sh->warm.key_loads, 1); /* the same Secret, 2000 calls later */
         ck_assert_uint_eq(sh->warm.validations, sh->cold.validations);
         ck_assert(sh->fork_ok);
-        ck_assert_uint_eq(sh->seccomp_encrypt_ok, 1000);
-        ck_assert_uint_eq(sh->seccomp_decrypt_ok, 1000);
+        if (!RUNNING_ON_VALGRIND) {
+                ck_assert_uint_eq(sh->seccomp_encrypt_ok, 1000);
+                ck_assert_uint_eq(sh->seccomp_decrypt_ok, 1000);
+        }
         fprintf(stderr,
                 "cache: cold encrypt (lookup + key load) %.1f us; warm decrypt 64 B %.2f us; "
                 "same AEAD without libdkm %.2f us\n",
@@ -1230,6 +1240,10 @@ static void scan_memory(MemShared *sh, int mem_fd, const Ranges *secrets, size_t
                                         sh->bytes += (size_t) got;
                                         scan_buffer(sh, buf, (size_t) got, w + p * page, secrets, ret_outside,
                                                     ret_inside);
+                                        /* buf is in a mapping of its own, which may come later
+                                         * in the scan (it does under valgrind, whose heap grows
+                                         * upwards): the key copied into it must not be found there. */
+                                        explicit_bzero(buf, (size_t) got);
                                 }
                                 p = q;
                         }

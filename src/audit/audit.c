@@ -276,6 +276,13 @@ static int record_cut(AuditLog *l, uint64_t cut) {
 
         if (cut == 0)
                 return 0;
+        /* A write torn between an event record and its checkpoint leaves the record unsealed: seal
+         * it first, or the repair record would be one event too many after the checkpoint before. */
+        if (l->since_checkpoint > 0) {
+                int r = write_checkpoint(l, AUDIT_CHECKPOINT_PERIODIC);
+                if (r < 0)
+                        return r;
+        }
         (void) snprintf(detail, sizeof(detail), "removed a partial record of %llu bytes at the end of the file",
                         (unsigned long long) cut);
         return append_self_record(l, "audit-repair", l->file_name, detail);

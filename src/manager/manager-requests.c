@@ -13,6 +13,7 @@
 #include "keyring-helper.h"
 #include "loader.h"
 #include "manager-internal.h"
+#include "parse.h"
 
 #define REQUEST_OBJECT_MAX (STORE_GROUP_NAME_MAX + 40)
 
@@ -22,8 +23,37 @@ static const char *request_object(const AccessRequest *r, char buf[static REQUES
         return buf;
 }
 
+/* "last-id": the highest id ever handed out, written (durably) before the request's audit record,
+ * so a dkmd killed between the record and the request file does not hand the id out again. */
+#define LAST_ID_FILE "last-id"
+
+static int read_last_id(int dir_fd, uint64_t *ret) {
+        _cleanup_free_ char *text = NULL;
+        size_t size;
+        int r;
+
+        r = read_file_full(dir_fd, LAST_ID_FILE, 32, &text, &size);
+        if (r == -ENOENT) {
+                *ret = 0;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        text[strcspn(text, "\n")] = 0;
+        return parse_uint64(text, UINT64_MAX - 1, ret) < 0 ? -EBADMSG : 0;
+}
+
+static int write_last_id(int dir_fd, uint64_t id) {
+        char text[32];
+        int n = snprintf(text, sizeof(text), "%llu\n", (unsigned long long) id);
+
+        return write_file_atomic(dir_fd, LAST_ID_FILE, text, (size_t) n, 0600);
+}
+
 /* The highest id any "<id>.request" name in the directory carries, whether its file loads or not:
- * a damaged request file is kept for inspection, and its id is never given to another request. */
+ * a damaged request file is kept for inspection, and its id is never given to another request.
+ * Leftover temporary files of an atomic write that a kill interrupted (".#*.tmp") are removed:
+ * dkmd is the only writer here (the audit log's lock). */
 static int highest_request_id(int dir_fd, uint64_t *ret) {
         _cleanup_close_ int fd = -EBADF;
         DIR *d;
@@ -41,6 +71,12 @@ static int highest_request_id(int dir_fd, uint64_t *ret) {
                 unsigned long long id;
                 int end = 0;
 
+                size_t l = strlen(e->d_name);
+
+                if (e->d_name[0] == '.' && e->d_name[1] == '#' && l > 4 && strcmp(e->d_name + l - 4, ".tmp") == 0) {
+                        (void) unlinkat(dir_fd, e->d_name, 0);
+                        continue;
+                }
                 if (sscanf(e->d_name, "%llu.request%n", &id, &end) == 1 && e->d_name[end] == 0 && id > max)
                         max = id;
         }
@@ -82,6 +118,7 @@ static void prune_closed(Manager *m, uint64_t now) {
 
 int manager_requests_open(Manager *m, const char *dir) {
         _cleanup_strv_free_ char **problems = NULL;
+        uint64_t last = 0;
         int fd, r;
 
         fd = open_dir_nofollow(AT_FDCWD, dir, 0700, true);
@@ -98,11 +135,14 @@ int manager_requests_open(Manager *m, const char *dir) {
         for (char **p = problems; p && *p; p++)
                 manager_log("ignoring a damaged request file in %s: %s", dir, *p);
         r = highest_request_id(fd, &m->requests.next_id);
+        if (r >= 0)
+                r = read_last_id(fd, &last);
         if (r < 0) {
+                manager_log("cannot read the request ids in %s: %s", dir, strerror(-r));
                 (void) close(fd);
                 return r;
         }
-        m->requests.next_id++;
+        m->requests.next_id = MAX(m->requests.next_id, last) + 1;
         m->requests.dir_fd = fd;
         m->requests.open = true;
         prune_closed(m, manager_now_usec());
@@ -212,6 +252,11 @@ static int add_request(Manager *m, AccessRequest *r, uint64_t *ret_id) {
         int k;
 
         r->id = id;
+        /* The id is spent from here on, whatever happens next. */
+        k = write_last_id(m->requests.dir_fd, id);
+        if (k < 0)
+                return k;
+        m->requests.next_id++;
         k = manager_audit(m, "request", AUDIT_OUTCOME_OK, request_object(r, object),
                           "%s group/%s generation %u duration-usec %llu levels %zu: %s", access_kind_to_string(r->kind),
                           r->group, (unsigned) r->generation, (unsigned long long) r->duration_usec, r->n_levels,
@@ -228,7 +273,6 @@ static int add_request(Manager *m, AccessRequest *r, uint64_t *ret_id) {
                 return k;
         }
         m->requests.n++;
-        m->requests.next_id++;
         manager_log("request %llu: %s of group %s by uid %u", (unsigned long long) id, access_kind_to_string(r->kind),
                     r->group, (unsigned) r->requester);
         EMIT(m, request_changed, &items[m->requests.n - 1], true);
