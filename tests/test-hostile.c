@@ -2025,6 +2025,8 @@ static void probe_bus_groups(void *userdata) {
                 if (sd_bus_message_exit_container(reply) < 0)
                         _exit(84);
         }
+        sd_bus_message_unref(reply);
+        sd_bus_flush_close_unref(bus);
 }
 
 START_TEST(test_groups_from_the_bus) {
