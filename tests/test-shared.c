@@ -12,6 +12,7 @@
 #include "parse.h"
 #include "secret.h"
 #include "test-helpers.h"
+#include "utf8.h"
 
 /* ASan turns mlock() into a no-op, so only other builds can see a secret page locked. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -92,6 +93,43 @@ static char tmpdir[] = "/tmp/dkm-test-shared-XXXXXX";
 static void make_tmpdir(void) {
         ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 }
+
+START_TEST(test_utf8_decode) {
+        static const struct {
+                const char *bytes;
+                size_t n, len;
+                uint32_t cp;
+        } cases[] = {
+                { "a", 1, 1, 'a' },
+                { "\xc3\xa9", 2, 2, 0xe9 },             /* é */
+                { "\xe2\x9c\x93", 3, 3, 0x2713 },       /* ✓ */
+                { "\xf0\x9f\x94\x91", 4, 4, 0x1f511 }, /* 🔑 */
+                { "\xf4\x8f\xbf\xbf", 4, 4, 0x10ffff },
+                { "\xc3", 1, 0, 0 },                     /* cut short */
+                { "\xe2\x9c", 2, 0, 0 },
+                { "\xc0\xaf", 2, 0, 0 },                 /* overlong */
+                { "\xe0\x80\xaf", 3, 0, 0 },
+                { "\xed\xa0\x80", 3, 0, 0 },            /* surrogate */
+                { "\xf4\x90\x80\x80", 4, 0, 0 },        /* beyond U+10FFFF */
+                { "\x80", 1, 0, 0 },                     /* a continuation byte alone */
+                { "\xff", 1, 0, 0 },
+                { "\xc3(", 2, 0, 0 },                    /* a bad continuation */
+                { "", 0, 0, 0 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                uint32_t cp = UINT32_MAX;
+                size_t l = utf8_decode((const unsigned char *) cases[i].bytes, cases[i].n, &cp);
+
+                ck_assert_msg(l == cases[i].len, "case %zu: length %zu, want %zu", i, l, cases[i].len);
+                if (l > 0)
+                        ck_assert_uint_eq(cp, cases[i].cp);
+                else
+                        ck_assert_uint_eq(cp, UINT32_MAX); /* untouched */
+        }
+        ck_assert_uint_eq(utf8_decode((const unsigned char *) "\xc3\xa9", 2, NULL), 2);
+}
+END_TEST
 
 START_TEST(test_atomic_write_and_read) {
         _cleanup_close_ int dfd = -EBADF;
@@ -181,6 +219,7 @@ int main(void) {
         tcase_add_test(tc, test_parse_uint);
         tcase_add_test(tc, test_parse_duration);
         tcase_add_test(tc, test_parse_gid);
+        tcase_add_test(tc, test_utf8_decode);
         tcase_add_test(tc, test_atomic_write_and_read);
         tcase_add_test(tc, test_secret);
         suite_add_tcase(s, tc);

@@ -12,6 +12,7 @@
 #include "access-request.h"
 #include "fileio.h"
 #include "kvfile.h"
+#include "utf8.h"
 
 #define REQUEST_FILE_FORMAT 1
 #define REQUEST_SUFFIX ".request"
@@ -81,37 +82,6 @@ static bool caller_in_any_level(const AccessRequest *r, const AccessCaller *c) {
 
 static uint64_t add_saturated(uint64_t a, uint64_t b) {
         return b > UINT64_MAX - a ? UINT64_MAX : a + b;
-}
-
-/* Length of the UTF-8 sequence at p (n bytes available) and its code point, or 0 if it is not
- * valid UTF-8: overlong, a surrogate, beyond U+10FFFF, or cut short. */
-static size_t utf8_decode(const unsigned char *p, size_t n, uint32_t *ret_cp) {
-        uint32_t cp, min;
-        size_t len;
-
-        if (p[0] < 0x80) {
-                *ret_cp = p[0];
-                return 1;
-        }
-        if (p[0] >= 0xc2 && p[0] <= 0xdf)
-                len = 2, cp = p[0] & 0x1fU, min = 0x80;
-        else if ((p[0] & 0xf0) == 0xe0)
-                len = 3, cp = p[0] & 0x0fU, min = 0x800;
-        else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-                len = 4, cp = p[0] & 0x07U, min = 0x10000;
-        else
-                return 0;
-        if (len > n)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((p[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = cp << 6 | (p[i] & 0x3fU);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        *ret_cp = cp;
-        return len;
 }
 
 /* C0, DEL and C1: none of them belongs in one line of an audit record or a D-Bus property. */

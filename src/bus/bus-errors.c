@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bus-errors.h"
+#include "utf8.h"
 #include "access-request.h"
 #include "manager.h"
 
@@ -129,45 +130,22 @@ static const char *reason(int r) {
         }
 }
 
-/* Length of the valid UTF-8 sequence at p (NUL-terminated), or 0: overlong, a surrogate, beyond
- * U+10FFFF, or cut short. */
-static size_t utf8_char_len(const unsigned char *p) {
-        uint32_t cp, min;
-        size_t len;
-
-        if (p[0] < 0x80)
-                return 1;
-        if (p[0] >= 0xc2 && p[0] <= 0xdf)
-                len = 2, cp = p[0] & 0x1fU, min = 0x80;
-        else if ((p[0] & 0xf0) == 0xe0)
-                len = 3, cp = p[0] & 0x0fU, min = 0x800;
-        else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-                len = 4, cp = p[0] & 0x07U, min = 0x10000;
-        else
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((p[i] & 0xc0) != 0x80) /* also stops at the NUL */
-                        return 0;
-                cp = cp << 6 | (p[i] & 0x3fU);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        return len;
-}
-
 /* The message quotes arguments cut to a byte count ("%.64s", and the buffers here): the cut may
  * split a UTF-8 character, and sd-bus cannot send an error whose message is not UTF-8, so the
  * caller would get no answer at all. Each byte that is not part of a valid character becomes '?'. */
 static void make_utf8(char *s) {
         unsigned char *p = (unsigned char *) s;
+        size_t n = strlen(s);
 
-        while (*p) {
-                size_t l = utf8_char_len(p);
+        while (n > 0) {
+                size_t l = utf8_decode(p, n, NULL);
 
-                if (l == 0)
-                        *p++ = '?';
-                else
-                        p += l;
+                if (l == 0) {
+                        *p = '?';
+                        l = 1;
+                }
+                p += l;
+                n -= l;
         }
 }
 

@@ -11,6 +11,7 @@
 #include "group-dropin-internal.h"
 #include "group-dropin.h"
 #include "parse.h"
+#include "utf8.h"
 
 #define WHITESPACE          " \t"
 #define SECTION             "KeyGroup"
@@ -34,34 +35,6 @@ void group_dropin_free_array(GroupDropin **d, size_t n) {
         free(d);
 }
 
-/* Length of the UTF-8 sequence at p (n bytes available), or 0 if it is not valid UTF-8:
- * overlong, a surrogate, beyond U+10FFFF, or cut short. */
-static size_t utf8_char_len(const unsigned char *p, size_t n) {
-        uint32_t cp, min;
-        size_t len;
-
-        if (p[0] < 0x80)
-                return 1;
-        if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-                len = 2, cp = p[0] & 0x1fU, min = 0x80;
-        } else if ((p[0] & 0xf0) == 0xe0) {
-                len = 3, cp = p[0] & 0x0fU, min = 0x800;
-        } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-                len = 4, cp = p[0] & 0x07U, min = 0x10000;
-        } else
-                return 0;
-        if (len > n)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((p[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = cp << 6 | (p[i] & 0x3fU);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        return len;
-}
-
 static bool is_control(unsigned char c) {
         return c < 0x20 || c == 0x7f;
 }
@@ -76,7 +49,7 @@ static char *escape_for_message(const char *s) {
                 return NULL;
         for (size_t i = 0; i < n;) {
                 const unsigned char *p = (const unsigned char *) s + i;
-                size_t l = utf8_char_len(p, n - i);
+                size_t l = utf8_decode(p, n - i, NULL);
 
                 if (l == 0 || is_control(*p)) {
                         k += (size_t) sprintf(out + k, "\\x%02x", *p);
@@ -328,7 +301,7 @@ static int check_line_bytes(Parser *p, const char *s, size_t n) {
                                             "carriage return (save the file with Unix line endings)");
                 if (is_control(u[i]) && u[i] != '\t')
                         return dropin_error(p->error, p->path, p->line, "control character 0x%02x", u[i]);
-                l = utf8_char_len(u + i, n - i);
+                l = utf8_decode(u + i, n - i, NULL);
                 if (l == 0)
                         return dropin_error(p->error, p->path, p->line, "invalid UTF-8");
                 i += l;
