@@ -126,72 +126,21 @@ static void sleep_until(uint64_t usec) {
 
 /* ---- calls as a given user ---- */
 
-typedef struct Call {
-        int r;
-        char error[128];
-        char message[512];
-        char path[128]; /* the reply's object path, if it is one */
-} Call;
-
-/* Calls method on path in a child that takes c's credentials (NULL: stays root), so the bus
- * reports that uid and those groups; types and arguments as for sd_bus_call_method(). */
-static int call_as(const TestCreds *c, Call *ret, const char *path, const char *iface, const char *method,
-                   const char *types, ...) {
-        static Call *shared = NULL;
-        pid_t pid;
-
-        if (!shared)
-                shared = test_shared_new(sizeof(Call));
-        memset(shared, 0, sizeof(*shared));
-        fflush(NULL);
-        pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                sd_bus_error e = SD_BUS_ERROR_NULL;
-                sd_bus_message *reply = NULL;
-                sd_bus *bus = NULL;
-                va_list ap;
-
-                if (c)
-                        test_become(c);
-                if (sd_bus_open_system(&bus) < 0)
-                        _exit(80);
-                va_start(ap, types);
-                shared->r = sd_bus_call_methodv(bus, SVC, path, iface, method, &e, &reply, types, ap);
-                va_end(ap);
-                if (shared->r < 0) {
-                        snprintf(shared->error, sizeof(shared->error), "%s", e.name ?: "");
-                        snprintf(shared->message, sizeof(shared->message), "%s", e.message ?: "");
-                } else if (strcmp(sd_bus_message_get_signature(reply, true) ?: "", "o") == 0) {
-                        const char *o;
-                        if (sd_bus_message_read(reply, "o", &o) > 0)
-                                snprintf(shared->path, sizeof(shared->path), "%s", o);
-                }
-                sd_bus_message_unref(reply);
-                sd_bus_error_free(&e);
-                sd_bus_flush_close_unref(bus);
-                _exit(0);
-        }
-        ck_assert_int_eq(test_wait(pid), 0);
-        *ret = *shared;
-        return ret->r;
-}
-
-static void assert_ok(const Call *c, const char *what) {
+static void assert_ok(const TestCall *c, const char *what) {
         ck_assert_msg(c->r >= 0, "%s: %s: %s", what, c->error, c->message);
 }
 
-static void assert_error(const Call *c, const char *name, const char *what) {
+static void assert_error(const TestCall *c, const char *name, const char *what) {
         ck_assert_msg(c->r < 0 && strcmp(c->error, name) == 0, "%s: got %s (%s), want %s", what,
                       c->r >= 0 ? "success" : c->error, c->message, name);
 }
 
-static void request_access(const TestCreds *c, const char *group, const char *why, uint64_t usec, Call *ret) {
-        (void) call_as(c, ret, MGR_PATH, MGR_IFACE, "RequestAccess", "sst", group, why, usec);
+static void request_access(const TestCreds *c, const char *group, const char *why, uint64_t usec, TestCall *ret) {
+        (void) test_call_as(c, ret, MGR_PATH, MGR_IFACE, "RequestAccess", "sst", group, why, usec);
 }
 
 static char *must_request(const TestCreds *c, const char *group, const char *why, uint64_t usec) {
-        Call r;
+        TestCall r;
 
         request_access(c, group, why, usec, &r);
         assert_ok(&r, "RequestAccess");
@@ -199,15 +148,15 @@ static char *must_request(const TestCreds *c, const char *group, const char *why
         return strdup(r.path);
 }
 
-static void act(const TestCreds *c, const char *request, const char *method, Call *ret) {
+static void act(const TestCreds *c, const char *request, const char *method, TestCall *ret) {
         if (strcmp(method, "Deny") == 0)
-                (void) call_as(c, ret, request, REQUEST_IFACE, method, "s", "not without a ticket");
+                (void) test_call_as(c, ret, request, REQUEST_IFACE, method, "s", "not without a ticket");
         else
-                (void) call_as(c, ret, request, REQUEST_IFACE, method, NULL);
+                (void) test_call_as(c, ret, request, REQUEST_IFACE, method, NULL);
 }
 
 static void must_act(const TestCreds *c, const char *request, const char *method) {
-        Call r;
+        TestCall r;
 
         act(c, request, method, &r);
         assert_ok(&r, method);
@@ -483,7 +432,7 @@ static void assert_audited(uint64_t after, const char *event, AuditOutcome outco
 }
 
 /* The refusal's named error, and its audit record: the action's event, "refused", the caller. */
-static void assert_refused(const Call *c, const char *error, uint64_t after, const char *event, uid_t uid,
+static void assert_refused(const TestCall *c, const char *error, uint64_t after, const char *event, uid_t uid,
                            const char *object, const char *what) {
         assert_error(c, error, what);
         assert_audited(after, event, AUDIT_OUTCOME_REFUSED, uid, object);
@@ -631,7 +580,7 @@ START_TEST(test_refusals) {
         size_t n_requests;
         uint64_t seq;
         uid_t uids[4];
-        Call c;
+        TestCall c;
 
         ck_assert(gpath && gexp_path && gnone_path);
         snprintf(gobj, sizeof(gobj), "group/%s", g);
@@ -769,7 +718,7 @@ START_TEST(test_revoke) {
         _cleanup_free_ char *gpath = create_group(bus, g, true, 0), *req = NULL;
         char obj[128];
         uint64_t seq;
-        Call c;
+        TestCall c;
 
         ck_assert_ptr_nonnull(gpath);
         forget_ended_grants(&person);
@@ -810,7 +759,7 @@ START_TEST(test_retire_with_approvals) {
         uint64_t seq;
         uint32_t number;
         int status;
-        Call c;
+        TestCall c;
 
         ct1 = work(0, g, "ct1");
         encrypt_as_member(g, ct1, "under one");
@@ -828,7 +777,7 @@ START_TEST(test_retire_with_approvals) {
         ck_assert_str_eq(gen_state(bus, gpath, 1), "archived");
         decrypt_as(&member, ct1, 0, "under one");
 
-        (void) call_as(NULL, &c, gpath, GROUP_IFACE, "Retire", "us", 1, "shred old");
+        (void) test_call_as(NULL, &c, gpath, GROUP_IFACE, "Retire", "us", 1, "shred old");
         assert_ok(&c, "Retire");
         ck_assert_msg(strncmp(c.path, "/org/dkm/KeyManager1/request/", 29) == 0, "Retire gave '%s'", c.path);
         req = strdup(c.path);
@@ -869,7 +818,7 @@ START_TEST(test_retire_with_approvals) {
                                                  "RetireNeedsApproval", "b", 0) >= 0,
                               "SetPolicy: %s", e.message ?: "");
         }
-        (void) call_as(NULL, &c, gpath, GROUP_IFACE, "Retire", "us", 2, "shred two");
+        (void) test_call_as(NULL, &c, gpath, GROUP_IFACE, "Retire", "us", 2, "shred two");
         assert_ok(&c, "Retire without approvals");
         ck_assert_str_eq(c.path, "/");
         ck_assert_str_eq(gen_state(bus, gpath, 2), "retired");
@@ -1030,7 +979,7 @@ START_TEST(test_audit_fails_closed) {
         uint32_t active, number;
         ssize_t n;
         TestRun r;
-        Call c;
+        TestCall c;
         int fd, i;
 
         snprintf(dir, sizeof(dir), "%s/auditfs", TW.dir);
@@ -1059,15 +1008,15 @@ START_TEST(test_audit_fails_closed) {
         ck_assert_msg(n < 0 && errno == ENOSPC, "filling the tmpfs: %m");
         close(fd);
         for (i = 0; i < 40; i++) {
-                (void) call_as(NULL, &c, gpath, GROUP_IFACE, "Load", NULL);
+                (void) test_call_as(NULL, &c, gpath, GROUP_IFACE, "Load", NULL);
                 if (c.r < 0)
                         break;
         }
         assert_error(&c, E_AUDIT_FAILED, "Load on a full audit file system");
 
-        (void) call_as(NULL, &c, gpath, GROUP_IFACE, "Rollover", NULL);
+        (void) test_call_as(NULL, &c, gpath, GROUP_IFACE, "Rollover", NULL);
         assert_error(&c, E_AUDIT_FAILED, "Rollover on a full audit file system");
-        (void) call_as(NULL, &c, gpath, GROUP_IFACE, "SetPolicy", "a{sv}", 1, "HotWindow", "u", (uint32_t) 5);
+        (void) test_call_as(NULL, &c, gpath, GROUP_IFACE, "SetPolicy", "a{sv}", 1, "HotWindow", "u", (uint32_t) 5);
         assert_error(&c, E_AUDIT_FAILED, "SetPolicy on a full audit file system");
         request_access(&person, g, "INC-11: audit full", 10 * USEC, &c);
         assert_error(&c, E_AUDIT_FAILED, "RequestAccess on a full audit file system");
@@ -1083,7 +1032,7 @@ START_TEST(test_audit_fails_closed) {
 
         /* Room again: it works, and the log was never left half-written. */
         ck_assert_int_eq(unlink(filler), 0);
-        (void) call_as(NULL, &c, gpath, GROUP_IFACE, "Rollover", NULL);
+        (void) test_call_as(NULL, &c, gpath, GROUP_IFACE, "Rollover", NULL);
         assert_ok(&c, "Rollover after freeing space");
         {
                 _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
@@ -1343,7 +1292,7 @@ START_TEST(test_no_key_bytes_anywhere) {
         size_t size, files;
         uint32_t number;
         TestRun r;
-        Call c;
+        TestCall c;
 
         journal_up();
         /* A dkmd started after the journal, so every record of this test reaches it. */
@@ -1360,7 +1309,7 @@ START_TEST(test_no_key_bytes_anywhere) {
         must_act(&a1, req, "Approve");
         must_act(&a2, req, "Approve");
         decrypt_as(&person, ct, 0, "no keys in the logs");
-        (void) call_as(NULL, &c, gpath, GROUP_IFACE, "Rollover", NULL);
+        (void) test_call_as(NULL, &c, gpath, GROUP_IFACE, "Rollover", NULL);
         assert_ok(&c, "Rollover");
         {
                 _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();

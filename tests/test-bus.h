@@ -46,4 +46,19 @@ pid_t test_dkmd_pid(void);
 const char *test_dkmd_log(void);
 
 sd_bus *test_bus_open(void);
+
+/* The outcome of one method call made as another user. */
+typedef struct TestCall {
+        int r;
+        char error[128];   /* the error's name, if it failed */
+        char message[512];
+        char path[128];    /* the reply's object path, if it is one */
+} TestCall;
+
+struct TestCreds;
+/* Calls method on path of dkmd in a child that takes c's credentials (NULL: stays root), so the
+ * bus reports that uid and those groups; types and arguments as for sd_bus_call_method().
+ * Returns ret->r. */
+int test_call_as(const struct TestCreds *c, TestCall *ret, const char *path, const char *iface, const char *method,
+                 const char *types, ...);
 void test_assert_bus_error(const sd_bus_error *e, const char *name);

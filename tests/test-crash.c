@@ -1415,58 +1415,13 @@ END_TEST
 
 /* ---- a full file system ---- */
 
-typedef struct Call {
-        int r;
-        char error[128];
-        char message[512];
-        char path[128];
-} Call;
 
-/* One method call in a child that takes c's credentials (NULL: root), so the bus reports them. */
-static void call_as(const TestCreds *c, Call *ret, const char *path, const char *iface, const char *method,
-                    const char *types, ...) {
-        static Call *shared = NULL;
-        pid_t pid;
-
-        if (!shared)
-                shared = test_shared_new(sizeof(Call));
-        memset(shared, 0, sizeof(*shared));
-        fflush(NULL);
-        pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                sd_bus_error e = SD_BUS_ERROR_NULL;
-                sd_bus_message *reply = NULL;
-                sd_bus *bus = NULL;
-                va_list ap;
-
-                if (c)
-                        test_become(c);
-                if (sd_bus_open_system(&bus) < 0)
-                        _exit(80);
-                va_start(ap, types);
-                shared->r = sd_bus_call_methodv(bus, SVC, path, iface, method, &e, &reply, types, ap);
-                va_end(ap);
-                if (shared->r < 0) {
-                        snprintf(shared->error, sizeof(shared->error), "%s", e.name ?: "");
-                        snprintf(shared->message, sizeof(shared->message), "%s", e.message ?: "");
-                } else if (strcmp(sd_bus_message_get_signature(reply, true) ?: "", "o") == 0) {
-                        const char *o;
-                        if (sd_bus_message_read(reply, "o", &o) > 0)
-                                snprintf(shared->path, sizeof(shared->path), "%s", o);
-                }
-                _exit(0);
-        }
-        ck_assert_int_eq(test_wait(pid), 0);
-        *ret = *shared;
-}
-
-static void assert_ok(const Call *c, const char *what) {
+static void assert_ok(const TestCall *c, const char *what) {
         ck_assert_msg(c->r >= 0, "%s: %s: %s", what, c->error, c->message);
 }
 
 /* Refused with a named error that says why: the audit log or the store could not be written. */
-static void assert_refused_full(const Call *c, const char *what) {
+static void assert_refused_full(const TestCall *c, const char *what) {
         ck_assert_msg(c->r < 0, "%s succeeded on a full file system", what);
         ck_assert_msg(strcmp(c->error, E_AUDIT_FAILED) == 0 || strcmp(c->error, E_STORE_ERROR) == 0,
                       "%s on a full file system: %s: %s", what, c->error, c->message);
@@ -1503,13 +1458,13 @@ static void fill(const char *path) {
         close(fd);
 }
 
-static void full_calls(const char *g, const char *gpath, const char *g2, Call out[4]) {
+static void full_calls(const char *g, const char *gpath, const char *g2, TestCall out[4]) {
         TestCreds person = test_creds_person();
 
-        call_as(NULL, &out[0], gpath, GROUP_IFACE, "Rollover", NULL);
-        call_as(NULL, &out[1], gpath, GROUP_IFACE, "SetPolicy", "a{sv}", 1, "HotWindow", "u", (uint32_t) 5);
-        call_as(&person, &out[2], MGR_PATH, MGR_IFACE, "RequestAccess", "sst", g, "full disk", (uint64_t) 30 * USEC);
-        call_as(NULL, &out[3], MGR_PATH, MGR_IFACE, "CreateGroup", "sua{sv}", g2, (uint32_t) TW.gid, 0);
+        test_call_as(NULL, &out[0], gpath, GROUP_IFACE, "Rollover", NULL);
+        test_call_as(NULL, &out[1], gpath, GROUP_IFACE, "SetPolicy", "a{sv}", 1, "HotWindow", "u", (uint32_t) 5);
+        test_call_as(&person, &out[2], MGR_PATH, MGR_IFACE, "RequestAccess", "sst", g, "full disk", (uint64_t) 30 * USEC);
+        test_call_as(NULL, &out[3], MGR_PATH, MGR_IFACE, "CreateGroup", "sua{sv}", g2, (uint32_t) TW.gid, 0);
 }
 
 static char *read_all(const char *path, size_t *ret_size) {
@@ -1571,7 +1526,7 @@ START_TEST(test_full_disk) {
         uint64_t seq_full;
         uint32_t active;
         AuditReport rep;
-        Call c[4];
+        TestCall c[4];
         TestRun tr;
 
         /* The tmpfs lives in a mount namespace of this test's own: it goes away with the test and
@@ -1601,7 +1556,7 @@ START_TEST(test_full_disk) {
                 gpath = group_path(bus, g);
         }
         encrypt_as_member(g, 1, &kept[n_kept++]);
-        call_as(NULL, &c[0], gpath, GROUP_IFACE, "Rollover", NULL);
+        test_call_as(NULL, &c[0], gpath, GROUP_IFACE, "Rollover", NULL);
         assert_ok(&c[0], "Rollover");
         encrypt_as_member(g, 2, &kept[n_kept++]);
         ck_assert_uint_eq(kept[0].generation, 1);
@@ -1654,9 +1609,9 @@ START_TEST(test_full_disk) {
         }
         ck_assert_int_eq(test_helper_status_value(g, "active "), (long) active + 1);
         {
-                Call cancel;
+                TestCall cancel;
                 TestCreds person = test_creds_person();
-                call_as(&person, &cancel, c[2].path, REQUEST_IFACE, "Cancel", NULL);
+                test_call_as(&person, &cancel, c[2].path, REQUEST_IFACE, "Cancel", NULL);
                 assert_ok(&cancel, "Cancel");
         }
         encrypt_as_member(g, 3, &kept[n_kept++]);
@@ -1676,8 +1631,8 @@ START_TEST(test_full_disk) {
                 /* Start a fresh page of the log, then take every free page. */
                 size = newest_audit_size(audit);
                 for (tries = 0; tries < 100 && newest_audit_size(audit) / TMPFS_PAGE == size / TMPFS_PAGE; tries++) {
-                        Call load;
-                        call_as(NULL, &load, gpath, GROUP_IFACE, "Load", NULL);
+                        TestCall load;
+                        test_call_as(NULL, &load, gpath, GROUP_IFACE, "Load", NULL);
                         assert_ok(&load, "Load");
                 }
                 ck_assert_int_lt(tries, 100);
@@ -1687,7 +1642,7 @@ START_TEST(test_full_disk) {
                 fill(filler);
                 before = read_all(group_file, &before_size);
                 seq = audit_last_seq(audit);
-                call_as(NULL, &c[0], gpath, GROUP_IFACE, "Rollover", NULL);
+                test_call_as(NULL, &c[0], gpath, GROUP_IFACE, "Rollover", NULL);
                 ck_assert_msg(c[0].r < 0 && strcmp(c[0].error, E_STORE_ERROR) == 0 &&
                                       strstr(c[0].message, "No space left on device"),
                               "Rollover with room for the log only: %s: %s", c[0].r >= 0 ? "success" : c[0].error,
@@ -1713,7 +1668,7 @@ START_TEST(test_full_disk) {
 
                 /* The reverse: once the log's page is full too, AuditFailed, and still no change. */
                 for (tries = 0; tries < 20; tries++) {
-                        call_as(NULL, &c[0], gpath, GROUP_IFACE, "Rollover", NULL);
+                        test_call_as(NULL, &c[0], gpath, GROUP_IFACE, "Rollover", NULL);
                         ck_assert_msg(c[0].r < 0, "Rollover succeeded on a full file system");
                         if (strcmp(c[0].error, E_AUDIT_FAILED) == 0)
                                 break;
@@ -1728,7 +1683,7 @@ START_TEST(test_full_disk) {
                 ck_assert_msg(verify_audit_quiet(audit, &rep) == 0, "audit_verify: %s", rep.error);
         }
         ck_assert_int_eq(unlink(filler), 0);
-        call_as(NULL, &c[0], gpath, GROUP_IFACE, "Rollover", NULL);
+        test_call_as(NULL, &c[0], gpath, GROUP_IFACE, "Rollover", NULL);
         assert_ok(&c[0], "Rollover after freeing space again");
         ck_assert_int_eq(test_helper_status_value(g, "active "), (long) active + 2);
         check_decrypts(kept, n_kept);
