@@ -240,7 +240,29 @@ static int read_generations(sd_bus_message *m, CtlGroup *g) {
         return sd_bus_message_exit_container(m);
 }
 
-static int read_group_property(sd_bus_message *m, const char *key, CtlGroup *g) {
+typedef int (*PropertyReader)(sd_bus_message *m, const char *key, void *userdata);
+
+/* A GetAll reply (a{sv}): each property to read(), which skips the ones it does not know. */
+static int read_properties(sd_bus_message *reply, PropertyReader read, void *userdata) {
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                const char *key;
+
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r >= 0)
+                        r = read(reply, key, userdata);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        return r;
+}
+
+static int read_group_property(sd_bus_message *m, const char *key, void *userdata) {
+        CtlGroup *g = userdata;
         const char *s;
         int b, r;
 
@@ -293,18 +315,7 @@ static int group_get_at(CtlBus *b, const char *path, CtlGroup *ret, CtlError *e)
         r = sd_bus_call_method(b->bus, SVC, path, PROPERTIES_IFACE, "GetAll", &be, &reply, "s", GROUP_IFACE);
         if (r < 0)
                 return fail(e, r, &be, NULL);
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
-                const char *key;
-
-                r = sd_bus_message_read(reply, "s", &key);
-                if (r >= 0)
-                        r = read_group_property(reply, key, &g);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(reply);
-        }
-        if (r >= 0)
-                r = sd_bus_message_exit_container(reply);
+        r = read_properties(reply, read_group_property, &g);
         if (r >= 0 && (!g.name || !g.algorithm))
                 r = -EBADMSG;
         if (r >= 0)
@@ -618,7 +629,8 @@ static int read_approvals(sd_bus_message *m, CtlRequest *q) {
         return sd_bus_message_exit_container(m);
 }
 
-static int read_request_property(sd_bus_message *m, const char *key, CtlRequest *q) {
+static int read_request_property(sd_bus_message *m, const char *key, void *userdata) {
+        CtlRequest *q = userdata;
         static const struct {
                 const char *key;
                 size_t offset;
@@ -671,18 +683,7 @@ int ctl_request_get_at(CtlBus *b, const char *path, CtlRequest *ret, CtlError *e
         r = sd_bus_call_method(b->bus, SVC, path, PROPERTIES_IFACE, "GetAll", &be, &reply, "s", REQUEST_IFACE);
         if (r < 0)
                 return fail(e, r, &be, NULL);
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
-                const char *key;
-
-                r = sd_bus_message_read(reply, "s", &key);
-                if (r >= 0)
-                        r = read_request_property(reply, key, &q);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(reply);
-        }
-        if (r >= 0)
-                r = sd_bus_message_exit_container(reply);
+        r = read_properties(reply, read_request_property, &q);
         if (r >= 0 && (q.id == 0 || !q.kind || !q.group || !q.state))
                 r = -EBADMSG;
         if (r >= 0)
