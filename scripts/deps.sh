@@ -4,8 +4,8 @@
 set -eu
 
 packages="meson ninja-build pkg-config gcc clang libsodium-dev libkeyutils-dev libcap-dev
-libsystemd-dev check keyutils dbus systemd valgrind passwd util-linux libxml2-utils polkitd
-libclang-rt-14-dev"
+libsystemd-dev libp11-kit-dev check keyutils dbus systemd valgrind passwd util-linux libxml2-utils polkitd
+libclang-rt-14-dev softhsm2"
 
 missing=""
 for p in $packages; do

@@ -17,16 +17,17 @@
 static const ProtectorOps *const protector_types[] = {
         &protector_file_ops,
         &protector_passphrase_ops,
+        &protector_pkcs11_ops,
 };
 
 bool store_protector_name_is_valid(const char *name) {
         return store_group_name_is_valid(name);
 }
 
-#define ROOT_AD_MAX (sizeof(ROOT_LABEL) + STORE_ID_BYTES + 32 + STORE_PROTECTOR_NAME_MAX)
+#define ROOT_AD_MAX PROTECTOR_ROOT_AD_MAX
 
 /* label 0 id type 0 name: the NULs keep (type, name) pairs unambiguous. */
-static int root_ad(const Store *s, const Protector *p, uint8_t ad[static ROOT_AD_MAX], size_t *ret_size) {
+int protector_root_ad(const Store *s, const Protector *p, uint8_t ad[static ROOT_AD_MAX], size_t *ret_size) {
         size_t n = 0, l;
 
         if (sizeof(ROOT_LABEL) + sizeof(s->id) + strlen(p->ops->type) + 1 + strlen(p->name) > ROOT_AD_MAX)
@@ -50,7 +51,7 @@ int protector_wrap_root(Store *s, Protector *p, const Secret *key, const Secret 
         size_t n;
         int r;
 
-        r = root_ad(s, p, ad, &n);
+        r = protector_root_ad(s, p, ad, &n);
         if (r < 0)
                 return r;
         return crypt_wrap_key(key, root, ad, n, p->wrapped_root);
@@ -61,7 +62,7 @@ int protector_unwrap_root(Store *s, const Protector *p, const Secret *key, Secre
         size_t n;
         int r;
 
-        r = root_ad(s, p, ad, &n);
+        r = protector_root_ad(s, p, ad, &n);
         if (r < 0)
                 return r;
         r = crypt_unwrap_key(key, p->wrapped_root, ad, n, ret_root);
@@ -185,7 +186,8 @@ static int protector_load(Store *s, const char *name, Protector *ret) {
         return r;
 }
 
-int protector_add_locked(Store *s, const ProtectorOps *ops, const char *name, const Secret *credential) {
+int protector_add_locked(Store *s, const ProtectorOps *ops, const char *name, const Secret *credential,
+                         const Protector *tmpl) {
         _cleanup_free_ char *data = NULL;
         char fn[STORE_PROTECTOR_NAME_MAX + 16], fk[STORE_PROTECTOR_NAME_MAX + 16];
         Protector p = { .ops = ops };
@@ -203,6 +205,8 @@ int protector_add_locked(Store *s, const ProtectorOps *ops, const char *name, co
         /* A key file without its protector file is a crashed add's: unusable, safe to replace. */
         (void) unlinkat(s->protectors_fd, fk, 0);
 
+        if (tmpl)
+                p.u = tmpl->u;
         strcpy(p.name, name);
         r = ops->seal(s, &p, s->root_key, credential);
         if (r < 0)
@@ -217,7 +221,8 @@ int protector_add_locked(Store *s, const ProtectorOps *ops, const char *name, co
         return 0;
 }
 
-static int protector_add(Store *s, const ProtectorOps *ops, const char *name, const Secret *credential) {
+static int protector_add(Store *s, const ProtectorOps *ops, const char *name, const Secret *credential,
+                         const Protector *tmpl) {
         _cleanup_close_ int lock_fd = -EBADF;
         int r;
 
@@ -226,12 +231,12 @@ static int protector_add(Store *s, const ProtectorOps *ops, const char *name, co
                 return store_error(s, -ENOKEY, NULL, "the store is locked; unlock it before adding a protector");
         r = store_lock(s, &lock_fd);
         if (r >= 0)
-                r = protector_add_locked(s, ops, name, credential);
+                r = protector_add_locked(s, ops, name, credential, tmpl);
         return store_finish(s, r);
 }
 
 int store_protector_add_file(Store *s, const char *name) {
-        return protector_add(s, &protector_file_ops, name, NULL);
+        return protector_add(s, &protector_file_ops, name, NULL, NULL);
 }
 
 int store_protector_add_passphrase(Store *s, const char *name, const Secret *passphrase) {
@@ -239,7 +244,21 @@ int store_protector_add_passphrase(Store *s, const char *name, const Secret *pas
                 store_error_clear(s);
                 return store_error(s, -EINVAL, NULL, "an empty passphrase protects nothing");
         }
-        return protector_add(s, &protector_passphrase_ops, name, passphrase);
+        return protector_add(s, &protector_passphrase_ops, name, passphrase, NULL);
+}
+
+int store_protector_add_pkcs11(Store *s, const char *name, const char *uri) {
+        Protector tmpl = {};
+        const char *why = NULL;
+        Pkcs11Uri u;
+
+        store_error_clear(s);
+        if (!uri || pkcs11_uri_parse(uri, &u, &why) < 0)
+                return store_error(s, -EINVAL, NULL, "bad PKCS#11 URI: %s", why ?: "missing");
+        if (!u.token[0] || !u.object[0])
+                return store_error(s, -EINVAL, NULL, "the PKCS#11 URI must name the token and the key object by label (token=...;object=...)");
+        snprintf(tmpl.u.pkcs11.uri, sizeof(tmpl.u.pkcs11.uri), "%s", uri);
+        return protector_add(s, &protector_pkcs11_ops, name, NULL, &tmpl);
 }
 
 static int protector_remove_locked(Store *s, const char *name) {

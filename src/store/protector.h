@@ -5,9 +5,13 @@
 #include <stdbool.h>
 
 #include "kvfile.h"
+#include "pkcs11-uri.h"
 #include "store-internal.h"
 
 #define PROTECTOR_FILE_FORMAT 1
+
+#define PROTECTOR_PKCS11_IV_BYTES 12U
+#define PROTECTOR_PKCS11_SEALED_BYTES (PROTECTOR_PKCS11_IV_BYTES + CRYPT_KEY_BYTES + CRYPT_TAG_BYTES)
 
 typedef struct Protector Protector;
 
@@ -37,12 +41,25 @@ struct Protector {
                         uint8_t salt[CRYPT_PWHASH_SALT_BYTES];
                         uint64_t opslimit, memlimit;
                 } passphrase;
+                struct {
+                        char uri[PKCS11_URI_MAX + 1];
+                        /* A random protector key, AES-256-GCM-encrypted by the token's key:
+                         * IV (12) || ciphertext (32) || tag (16). */
+                        uint8_t sealed_key[PROTECTOR_PKCS11_SEALED_BYTES];
+                } pkcs11;
         } u;
         uint8_t wrapped_root[CRYPT_WRAPPED_KEY_BYTES];
 };
 
 extern const ProtectorOps protector_file_ops;
 extern const ProtectorOps protector_passphrase_ops;
+extern const ProtectorOps protector_pkcs11_ops;
+
+#define PROTECTOR_ROOT_AD_MAX (sizeof("dkm root v1") + STORE_ID_BYTES + 32 + STORE_PROTECTOR_NAME_MAX)
+/* The root key's AD for protector p: "dkm root v1" 0 || store id || type 0 || name. Devices that
+ * seal with their own AEAD bind it too. */
+int protector_root_ad(const Store *s, const Protector *p, uint8_t ad[static PROTECTOR_ROOT_AD_MAX],
+                      size_t *ret_size) _warn_unused_result_;
 
 /* Wrap/unwrap the root key under a protector key with AD "dkm root v1" 0 || store id || type 0 ||
  * name, so a protector file only opens the store and the name it was made for. Unwrap failure is
@@ -55,6 +72,7 @@ int protector_file_parse(const char *data, size_t size, const char *expected_nam
         _warn_unused_result_;
 int protector_file_format(const Protector *p, char **ret, size_t *ret_size) _warn_unused_result_;
 
-/* Create protector name of the given type, sealing s->root_key; the caller holds the lock. */
-int protector_add_locked(Store *s, const ProtectorOps *ops, const char *name, const Secret *credential)
-        _warn_unused_result_;
+/* Create protector name of the given type, sealing s->root_key; the caller holds the lock.
+ * tmpl, if not NULL, gives the type's settings (its u member), e.g. a PKCS#11 URI. */
+int protector_add_locked(Store *s, const ProtectorOps *ops, const char *name, const Secret *credential,
+                         const Protector *tmpl) _warn_unused_result_;

@@ -410,7 +410,7 @@ static int init_locked(Store *s, const Secret *passphrase) {
         if (r < 0)
                 return r;
         r = protector_add_locked(s, passphrase ? &protector_passphrase_ops : &protector_file_ops,
-                                 passphrase ? "passphrase" : "local", passphrase);
+                                 passphrase ? "passphrase" : "local", passphrase, NULL);
         if (r < 0)
                 return r;
         /* Last: the format file is what makes the directory a store. */

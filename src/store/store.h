@@ -134,6 +134,11 @@ bool store_protector_name_is_valid(const char *name);
  * protector file that cannot be parsed is listed with type "invalid". */
 int store_protector_add_file(Store *s, const char *name) _warn_unused_result_;
 int store_protector_add_passphrase(Store *s, const char *name, const Secret *passphrase) _warn_unused_result_;
+/* A PKCS#11 protector (docs/CUSTOMER-KEY.md): uri = "pkcs11:token=LABEL;object=LABEL[?module-path=...]",
+ * an existing non-extractable AES-256 key on the token. The PIN comes from the environment
+ * (DKM_PKCS11_PIN_FILE, else DKM_PKCS11_PIN), here and at unlock. -EINVAL bad URI or key,
+ * -ENOKEY no PIN, token, key or wrong PIN. */
+int store_protector_add_pkcs11(Store *s, const char *name, const char *uri) _warn_unused_result_;
 int store_protector_remove(Store *s, const char *name) _warn_unused_result_;
 int store_protector_list(Store *s, StoreProtectorInfo **ret, size_t *ret_n) _warn_unused_result_;
 
