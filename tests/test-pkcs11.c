@@ -256,7 +256,7 @@ START_TEST(test_token_key_deleted) {
         store_free(s);
         remove_key_file();
         ck_assert_int_eq(open_unlock(&s, why, sizeof(why)), -ENOKEY);
-        ck_assert_msg(strstr(why, "hsm: token '" TOKEN "' has no AES key 'root-deleted' (deleted or withdrawn)"), "%s",
+        ck_assert_msg(strstr(why, "hsm: token '" TOKEN "' has no AES key 'root-deleted' (never created, or deleted: withdrawn)"), "%s",
                       why);
         store_free(s);
 }

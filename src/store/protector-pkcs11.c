@@ -247,7 +247,7 @@ static int token_open(Store *s, const Protector *p, Token *t) {
                 return store_error(s, -ENOKEY, NULL, "token '%s': cannot search for key '%s': %s (0x%lx)", u.token,
                                    u.object, rv_name(rv), (unsigned long) rv);
         if (nfound == 0)
-                return store_error(s, -ENOKEY, NULL, "token '%s' has no AES key '%s' (deleted or withdrawn)", u.token,
+                return store_error(s, -ENOKEY, NULL, "token '%s' has no AES key '%s' (never created, or deleted: withdrawn)", u.token,
                                    u.object);
         if (nfound > 1)
                 return store_error(s, -ENOKEY, NULL, "token '%s' has more than one AES key '%s'; add id= to the URI",

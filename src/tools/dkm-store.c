@@ -34,6 +34,7 @@ static struct {
         const char *algorithm;
         const char *rollover_period;
         const char *type;
+        const char *uri;
         unsigned hot_window; /* with hot_window_set; else the group's policy */
         bool hot_window_set;
 } arg = {
@@ -303,6 +304,9 @@ static int verb_protector_add(Store *s, char **args) {
                 if (r < 0)
                         return fail(NULL, r, "reading the new passphrase");
                 r = store_protector_add_passphrase(s, args[0], pass);
+        } else if (strcmp(type, "pkcs11") == 0) {
+                fprintf(stderr, "dkm-store: a PKCS#11 protector is added with 'protector add-pkcs11 NAME --uri=URI'.\n");
+                return EXIT_USAGE;
         } else {
                 fprintf(stderr, "dkm-store: --type=%s: unknown protector type; use file or passphrase.\n", type);
                 return EXIT_USAGE;
@@ -310,6 +314,26 @@ static int verb_protector_add(Store *s, char **args) {
         if (r < 0)
                 return fail(s, r, args[0]);
         printf("Added %s protector %s.\n", type, args[0]);
+        return 0;
+}
+
+/* The token's key is made by its admin (softhsm2-util, pkcs11-tool, the HSM's own tools), never
+ * here: dkm-store only uses it, so it cannot create a key with weaker attributes by mistake. */
+static int verb_protector_add_pkcs11(Store *s, char **args) {
+        int r;
+
+        if (!arg.uri) {
+                fprintf(stderr, "dkm-store: protector add-pkcs11 needs --uri=pkcs11:token=LABEL;object=LABEL[?module-path=PATH].\n");
+                return EXIT_USAGE;
+        }
+        r = store_protector_add_pkcs11(s, args[0], arg.uri);
+        if (r == -EINVAL) {
+                fprintf(stderr, "dkm-store: %s: %s\n", args[0], store_last_error(s) ?: "invalid");
+                return EXIT_USAGE;
+        }
+        if (r < 0)
+                return fail(s, r, args[0]);
+        printf("Added pkcs11 protector %s (%s).\n", args[0], arg.uri);
         return 0;
 }
 
@@ -433,6 +457,7 @@ static const Verb verbs[] = {
         { "retire", NULL, 2, 2, 0, verb_retire, "retire GROUP GENERATION" },
         { "protector", "list", 0, 0, 0, verb_protector_list, "protector list" },
         { "protector", "add", 1, 1, 1, verb_protector_add, "protector add NAME [--type=file|passphrase]" },
+        { "protector", "add-pkcs11", 1, 1, 1, verb_protector_add_pkcs11, "protector add-pkcs11 NAME --uri=URI" },
         { "protector", "remove", 1, 1, 0, verb_protector_remove, "protector remove NAME" },
         { "check", NULL, 0, 0, 1, verb_check, "check" },
         { "load", NULL, 1, 1, 1, verb_load, "load GROUP [--hot-window=N]" },
@@ -449,6 +474,8 @@ static void help(void) {
                "  --state-dir=DIR        key store directory (default $DKM_STATE_DIR or %s)\n"
                "  --passphrase           use a passphrase (asked on the terminal)\n"
                "  --passphrase-fd=FD     read the passphrase from file descriptor FD\n"
+               "  --uri=URI              the pkcs11: URI of a token's AES key (protector add-pkcs11);\n"
+               "                         its PIN comes from $DKM_PKCS11_PIN_FILE or $DKM_PKCS11_PIN\n"
                "  --hot-window=N         archived generations preloaded by 'load' (default: the\n"
                "                         group's policy, %u for a new group)\n"
                "  -h --help              show this help\n"
@@ -459,7 +486,7 @@ static void help(void) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_STATE_DIR = 0x100, ARG_PASSPHRASE, ARG_PASSPHRASE_FD, ARG_GID, ARG_ALGORITHM, ARG_PERIOD, ARG_TYPE, ARG_VERSION, ARG_HOT_WINDOW };
+        enum { ARG_STATE_DIR = 0x100, ARG_PASSPHRASE, ARG_PASSPHRASE_FD, ARG_GID, ARG_ALGORITHM, ARG_PERIOD, ARG_TYPE, ARG_VERSION, ARG_HOT_WINDOW, ARG_URI };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -471,6 +498,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "rollover-period", required_argument, NULL, ARG_PERIOD },
                 { "type", required_argument, NULL, ARG_TYPE },
                 { "hot-window", required_argument, NULL, ARG_HOT_WINDOW },
+                { "uri", required_argument, NULL, ARG_URI },
                 {}
         };
         uint32_t fd;
@@ -508,6 +536,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_TYPE:
                         arg.type = optarg;
+                        break;
+                case ARG_URI:
+                        arg.uri = optarg;
                         break;
                 case ARG_HOT_WINDOW:
                         if (parse_uint32(optarg, &fd) < 0 || fd > STORE_HOT_WINDOW_MAX) {
@@ -603,8 +634,10 @@ int main(int argc, char *argv[]) {
         if (v->needs_unlock) {
                 r = unlock(s);
                 if (r == -ENOKEY) {
-                        fprintf(stderr, "dkm-store: no protector of %s unlocked the root key (key file missing or wrong passphrase).\n",
-                                arg.state_dir);
+                        /* The store's message names each protector and why it failed (key file
+                         * missing, wrong passphrase, no PIN, token or key absent, wrong PIN). */
+                        fprintf(stderr, "dkm-store: %s\n",
+                                store_last_error(s) ?: "no protector unlocked the root key");
                         return EXIT_LOCKED;
                 }
                 if (r < 0)
