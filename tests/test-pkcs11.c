@@ -333,6 +333,66 @@ START_TEST(test_renamed_protector_file) {
 }
 END_TEST
 
+/* Runs $DKM_STORE --state-dir=sdir ARGS... with stderr captured into err; returns the exit status. */
+static int run_dkm_store(char *err, size_t size, const char *const *args) {
+        const char *exe = getenv("DKM_STORE");
+        char sd[160], ef[160];
+        const char *argv[16];
+        size_t n = 0;
+        int status;
+        pid_t pid;
+        FILE *f;
+
+        ck_assert_ptr_nonnull(exe);
+        snprintf(sd, sizeof(sd), "--state-dir=%s", sdir);
+        snprintf(ef, sizeof(ef), "%s/stderr", base);
+        argv[n++] = exe;
+        argv[n++] = sd;
+        for (; *args && n < ELEMENTSOF(argv) - 1; args++)
+                argv[n++] = *args;
+        argv[n] = NULL;
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                /* Without "e": these must stay open across exec. */
+                if (!freopen(ef, "w", stderr) || !freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "r", stdin))
+                        _exit(127);
+                execv(exe, (char *const *) argv);
+                _exit(127);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        f = fopen(ef, "re");
+        ck_assert_ptr_nonnull(f);
+        n = fread(err, 1, size - 1, f);
+        err[n] = 0;
+        fclose(f);
+        return WEXITSTATUS(status);
+}
+
+START_TEST(test_cli) {
+        char err[2048], uri[600];
+
+        ck_assert_int_eq(token_op(TOK_KEYGEN, "root-cli"), 0);
+        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "init", NULL }), 0);
+        /* No --uri, a slot URI, a second positional argument: usage errors. */
+        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "protector", "add-pkcs11", "hsm", NULL }), 2);
+        ck_assert_msg(strstr(err, "needs --uri="), "%s", err);
+        ck_assert_int_eq(run_dkm_store(err, sizeof(err),
+                                       (const char *const[]) { "protector", "add-pkcs11", "hsm", "--uri=pkcs11:token=" TOKEN ";slot-id=0", NULL }),
+                         2);
+        ck_assert_msg(strstr(err, "slot attributes are refused"), "%s", err);
+        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "protector", "add-pkcs11", NULL }), 2);
+        snprintf(uri, sizeof(uri), "--uri=%s", uri_for("root-cli"));
+        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "protector", "add-pkcs11", "hsm", uri, NULL }), 0);
+        remove_key_file();
+        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "check", NULL }), 0);
+        setenv("DKM_PKCS11_PIN", "9999", 1);
+        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "check", NULL }), 4);
+        ck_assert_msg(strstr(err, "hsm: token '" TOKEN "': login refused: wrong PIN"), "%s", err);
+}
+END_TEST
+
 START_TEST(test_uri_parse) {
         static const struct {
                 const char *uri;
@@ -362,6 +422,7 @@ START_TEST(test_uri_parse) {
                 { "pkcs11:token=a?", 0 },
                 { "pkcs11:token=a?module-name=x&", 0 },
                 { "pkcs11:token=a?module-name=x&module-name=y", 0 },
+                { "pkcs11:token=a?module-path=libsofthsm2.so", 0 },
         };
         const char *why;
         Pkcs11Uri u;
@@ -411,6 +472,7 @@ static Suite *pkcs11_suite(void) {
         tcase_add_test(t, test_key_not_extractable);
         tcase_add_test(t, test_add_refusals);
         tcase_add_test(t, test_renamed_protector_file);
+        tcase_add_test(t, test_cli);
         suite_add_tcase(s, t);
         return s;
 }

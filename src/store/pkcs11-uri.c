@@ -131,8 +131,15 @@ static int query_attribute(Pkcs11Uri *u, const char *a, size_t n, const char **w
         kl = (size_t) (eq - a);
         if (IS("module-name"))
                 return set_string(u->module_name, sizeof(u->module_name), eq + 1, n - kl - 1, why);
-        if (IS("module-path"))
-                return set_string(u->module_path, sizeof(u->module_path), eq + 1, n - kl - 1, why);
+        if (IS("module-path")) {
+                int r = set_string(u->module_path, sizeof(u->module_path), eq + 1, n - kl - 1, why);
+                /* A relative path would be looked up where the loader pleases. */
+                if (r >= 0 && u->module_path[0] != '/') {
+                        *why = "module-path must be an absolute path";
+                        return -EINVAL;
+                }
+                return r;
+        }
         if (IS("pin-value") || IS("pin-source")) {
                 *why = "a PIN never goes into the URI; use DKM_PKCS11_PIN or DKM_PKCS11_PIN_FILE";
                 return -EINVAL;

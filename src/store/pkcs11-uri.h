@@ -24,7 +24,7 @@ typedef struct Pkcs11Uri {
 
 /* Parse s into *ret. Path attributes: token, object, id, and type (only "secret-key"); any other
  * path attribute is refused, slot-* in particular (tokens are chosen by label, never by slot
- * number, which changes when tokens are added). Query attributes: module-name, module-path;
+ * number, which changes when tokens are added). Query attributes: module-name, module-path (absolute);
  * pin-value and pin-source are refused (a PIN never goes into a stored URI); other query
  * attributes are ignored, as RFC 7512 allows. Values are percent-decoded; a decoded NUL, a bad
  * escape, a repeated attribute, an empty value or an over-long one is refused.
