@@ -116,8 +116,9 @@ const char *store_path(const Store *s);
  * no Store to keep it in. */
 const char *store_last_error(const Store *s);
 
-/* Unlock the root key with any one protector: every file protector is tried, then every
- * passphrase protector if passphrase is given. -ENOKEY if none unlocks it. */
+/* Unlock the root key with any one protector: every file and pkcs11 protector is tried (a pkcs11
+ * one only with a PIN in DKM_PKCS11_PIN_FILE or DKM_PKCS11_PIN), then every passphrase protector
+ * if passphrase is given. -ENOKEY if none unlocks it; store_last_error() names each and why. */
 int store_unlock(Store *s, const Secret *passphrase) _warn_unused_result_;
 bool store_is_unlocked(const Store *s);
 
