@@ -208,6 +208,12 @@ START_TEST(test_pin_file) {
         fclose(f);
         unsetenv("DKM_PKCS11_PIN");
         setenv("DKM_PKCS11_PIN_FILE", pf, 1);
+        /* Readable by others: refused, as a key file would be. */
+        ck_assert_int_eq(chmod(pf, 0644), 0);
+        ck_assert_int_eq(open_unlock(&s, why, sizeof(why)), -ENOKEY);
+        ck_assert_msg(strstr(why, "lets others read it"), "%s", why);
+        store_free(s);
+        ck_assert_int_eq(chmod(pf, 0600), 0);
         ck_assert_msg(open_unlock(&s, why, sizeof(why)) == 0, "%s", why);
 }
 END_TEST

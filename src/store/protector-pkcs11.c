@@ -49,6 +49,7 @@ static int pin_get(Store *s, Secret **ret) {
         _cleanup_secret_ Secret *pin = NULL;
         const char *fn = secure_getenv("DKM_PKCS11_PIN_FILE"), *v = secure_getenv("DKM_PKCS11_PIN");
         _cleanup_close_ int fd = -EBADF;
+        struct stat st;
         ssize_t n;
         int r;
 
@@ -57,6 +58,15 @@ static int pin_get(Store *s, Secret **ret) {
                 if (fd < 0)
                         return store_error(s, -ENOKEY, NULL, "cannot open the PIN file %s (DKM_PKCS11_PIN_FILE): %s",
                                            fn, strerror(errno));
+                if (fstat(fd, &st) < 0)
+                        return store_error(s, -ENOKEY, NULL, "cannot stat the PIN file %s: %s", fn, strerror(errno));
+                if (!S_ISREG(st.st_mode))
+                        return store_error(s, -ENOKEY, NULL, "the PIN file %s is not a regular file", fn);
+                /* Like a key file: a PIN others can read is not the token owner's secret any more. */
+                if (st.st_uid != geteuid() || (st.st_mode & 0077))
+                        return store_error(s, -ENOKEY, NULL,
+                                           "the PIN file %s: owner or mode %04o lets others read it; refusing to use it",
+                                           fn, (unsigned) (st.st_mode & 07777));
                 r = secret_new(PIN_MAX + 1, &pin);
                 if (r < 0)
                         return r;
