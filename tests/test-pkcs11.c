@@ -195,11 +195,11 @@ START_TEST(test_unlock_through_token_alone) {
 END_TEST
 
 START_TEST(test_pin_file) {
-        _cleanup_secret_ Secret *k = make_store("root-pinfile");
         _cleanup_store_ Store *s = NULL;
         char why[1024], pf[256];
         FILE *f;
 
+        secret_free(make_store("root-pinfile"));
         remove_key_file();
         snprintf(pf, sizeof(pf), "%s/pin", base);
         f = fopen(pf, "we");
@@ -219,10 +219,10 @@ START_TEST(test_pin_file) {
 END_TEST
 
 START_TEST(test_no_pin) {
-        _cleanup_secret_ Secret *k = make_store("root-nopin");
         _cleanup_store_ Store *s = NULL;
         char why[1024];
 
+        secret_free(make_store("root-nopin"));
         remove_key_file();
         unsetenv("DKM_PKCS11_PIN");
         ck_assert_int_eq(open_unlock(&s, why, sizeof(why)), -ENOKEY);
@@ -232,10 +232,10 @@ START_TEST(test_no_pin) {
 END_TEST
 
 START_TEST(test_wrong_pin) {
-        _cleanup_secret_ Secret *k = make_store("root-wrongpin");
         Store *s = NULL;
         char why[1024];
 
+        secret_free(make_store("root-wrongpin"));
         remove_key_file();
         setenv("DKM_PKCS11_PIN", "9999", 1);
         /* Several tries, each one login: refused every time, never locked out by a retry loop
@@ -252,10 +252,10 @@ START_TEST(test_wrong_pin) {
 END_TEST
 
 START_TEST(test_token_key_deleted) {
-        _cleanup_secret_ Secret *k = make_store("root-deleted");
         Store *s = NULL;
         char why[1024];
 
+        secret_free(make_store("root-deleted"));
         /* With the file protector still there the store opens; the token is one way among several. */
         ck_assert_int_eq(token_op(TOK_DESTROY, "root-deleted"), 0);
         ck_assert_msg(open_unlock(&s, why, sizeof(why)) == 0, "%s", why);
@@ -269,10 +269,10 @@ START_TEST(test_token_key_deleted) {
 END_TEST
 
 START_TEST(test_key_replaced) {
-        _cleanup_secret_ Secret *k = make_store("root-replaced");
         _cleanup_store_ Store *s = NULL;
         char why[1024];
 
+        secret_free(make_store("root-replaced"));
         ck_assert_int_eq(token_op(TOK_DESTROY, "root-replaced"), 0);
         ck_assert_int_eq(token_op(TOK_KEYGEN, "root-replaced"), 0);
         remove_key_file();
@@ -282,8 +282,7 @@ START_TEST(test_key_replaced) {
 END_TEST
 
 START_TEST(test_key_not_extractable) {
-        _cleanup_secret_ Secret *k = make_store("root-sealed");
-
+        secret_free(make_store("root-sealed"));
         ck_assert_int_eq(token_op(TOK_VALUE_REFUSED, "root-sealed"), 0);
 }
 END_TEST
@@ -315,13 +314,13 @@ END_TEST
 /* A protector file copied under another name is refused (its name line no longer matches); the
  * root AD, which the token's AES-GCM also binds, would refuse one with the name line edited. */
 START_TEST(test_renamed_protector_file) {
-        _cleanup_secret_ Secret *k = make_store("root-renamed");
         _cleanup_store_ Store *s = NULL;
         char a[256], b[256], why[1024];
         FILE *f;
         char buf[4096];
         size_t n;
 
+        secret_free(make_store("root-renamed"));
         snprintf(a, sizeof(a), "%s/protectors/hsm.protector", sdir);
         snprintf(b, sizeof(b), "%s/protectors/hsm2.protector", sdir);
         f = fopen(a, "re");
