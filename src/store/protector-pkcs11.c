@@ -397,10 +397,12 @@ static int pkcs11_unseal(Store *s, const Protector *p, const Secret *credential,
 }
 
 /* needs_credential false: the PIN is not the passphrase store_unlock() is given but comes from
- * the environment, so it is tried with the key files, and says "needs the token's PIN" without one. */
+ * the environment, so it is tried without a passphrase (after the key files), and says "needs the
+ * token's PIN" without one. */
 const ProtectorOps protector_pkcs11_ops = {
         .type = "pkcs11",
         .needs_credential = false,
+        .uses_device = true,
         .fields = pkcs11_fields,
         .parse_field = pkcs11_parse_field,
         .format_fields = pkcs11_format_fields,

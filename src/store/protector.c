@@ -361,9 +361,10 @@ int store_unlock(Store *s, const Secret *passphrase) {
         if (r < 0)
                 return store_finish(s, store_error(s, r, STORE_PROTECTORS_DIR, "cannot list: %s", strerror(-r)));
 
-        /* Protectors that need no credential first: they cost nothing to try. */
-        for (int pass = 0; pass < 2; pass++) {
-                if (pass == 1 && !passphrase)
+        /* Cheapest first: key files cost nothing to try, devices a round trip (and a PIN try),
+         * passphrases an Argon2id run. */
+        for (int pass = 0; pass < 3; pass++) {
+                if (pass == 2 && !passphrase)
                         break;
                 for (char **n = names; *n; n++) {
                         Secret *root = NULL;
@@ -376,7 +377,7 @@ int store_unlock(Store *s, const Secret *passphrase) {
                                 store_error_clear(s);
                                 continue;
                         }
-                        if (p.ops->needs_credential != (pass == 1))
+                        if (pass != (p.ops->needs_credential ? 2 : p.ops->uses_device ? 1 : 0))
                                 continue;
                         /* Any failure, even -ENOMEM from a greedy Argon2 setting, is this protector's:
                          * the next one may still work. */

@@ -20,6 +20,10 @@ typedef struct ProtectorOps {
         /* Needs a credential (passphrase, PIN): tried by store_unlock() only when one is given,
          * after every protector that needs none. */
         bool needs_credential;
+        /* Talks to a device (a PKCS#11 token): tried after the protectors that need neither a
+         * credential nor a device, so a working key file never waits for a slow or absent HSM
+         * nor spends one of its PIN tries. */
+        bool uses_device;
         /* Type-specific lines of the protector file, in this order, between "type=" and
          * "wrapped-root-key=". NULL-terminated. */
         const char *const *fields;
