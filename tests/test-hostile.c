@@ -3,6 +3,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
@@ -36,6 +37,19 @@
 
 #define REQUEST_IFACE  "org.dkm.KeyManager1.Request"
 #define REQUEST_PREFIX "/org/dkm/KeyManager1/request/"
+/* A sanitizer's allocator keeps freed memory in quarantine (ASan: 256 MiB): RSS says nothing
+ * about what dkmd holds on to there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZER_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZER_BUILD 1
+#endif
+#endif
+#ifndef SANITIZER_BUILD
+#define SANITIZER_BUILD 0
+#endif
+
 #define USEC           1000000ULL
 #define MAX_GRANT_USEC (60 * USEC)
 
@@ -554,7 +568,7 @@ typedef struct Shared {
         char scan_note[256];
         key_serial_t member_user; /* the member's user keyring */
         uint8_t data[64];
-        char text[8192];
+        _Alignas(max_align_t) char text[8192]; /* holds a Forged: aligned for its pointers */
 } Shared;
 
 /* Runs expr in the child, recording its result and errno as the next probe, named by its text. */
@@ -1757,8 +1771,10 @@ START_TEST(test_oversize_messages) {
         rss_after = rss_kib(test_dkmd_pid());
         fprintf(stderr, "hostile: dkmd RSS %ld KiB before, %ld KiB after the 32 MiB messages (peak %ld KiB)\n",
                 rss_before, rss_after, peak_kib(test_dkmd_pid()));
-        /* sd-bus reads the whole message; what it held is freed (glibc mmaps allocations this large). */
-        ck_assert_msg(rss_after - rss_before < 16 * 1024, "dkmd kept %ld KiB", rss_after - rss_before);
+        /* sd-bus reads the whole message; what it held is freed (glibc mmaps allocations this large).
+         * A sanitizer's allocator keeps freed memory in quarantine: there RSS proves nothing. */
+        if (!SANITIZER_BUILD)
+                ck_assert_msg(rss_after - rss_before < 16 * 1024, "dkmd kept %ld KiB", rss_after - rss_before);
         assert_still_serving();
 }
 END_TEST
