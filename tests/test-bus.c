@@ -252,7 +252,7 @@ void test_assert_bus_error(const sd_bus_error *e, const char *name) {
 int test_call_as(const TestCreds *c, TestCall *ret, const char *path, const char *iface, const char *method,
                  const char *types, ...) {
         static TestCall *shared = NULL;
-        pid_t pid;
+        pid_t pid, parent = getpid();
 
         if (!shared)
                 shared = test_shared_new(sizeof(TestCall));
@@ -268,6 +268,11 @@ int test_call_as(const TestCreds *c, TestCall *ret, const char *path, const char
 
                 if (c)
                         test_become(c);
+                /* Dies with the caller, so a failed check leaves no call behind. Set after the
+                 * credentials changed (a uid change clears the parent-death signal). */
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != parent)
+                        _exit(95);
                 if (sd_bus_open_system(&bus) < 0)
                         _exit(80);
                 va_start(ap, types);

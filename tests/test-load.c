@@ -243,59 +243,6 @@ static bool wait_state(sd_bus *bus, const char *request, const char *want, unsig
         }
 }
 
-/* ---- one call as a given user ---- */
-
-typedef struct Call {
-        int r;
-        char error[128];
-        char message[256];
-        char path[128]; /* the reply's object path, if it is one */
-} Call;
-
-/* method on path in a child that takes c's credentials, so the bus reports that uid and those
- * groups; types and arguments as for sd_bus_call_method(). */
-static int call_as(const TestCreds *c, Call *ret, const char *path, const char *iface, const char *method,
-                   const char *types, ...) {
-        static Call *shared = NULL;
-        pid_t pid, parent = getpid();
-
-        if (!shared)
-                shared = test_shared_new(sizeof(Call));
-        memset(shared, 0, sizeof(*shared));
-        fflush(NULL);
-        pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                sd_bus_error e = SD_BUS_ERROR_NULL;
-                sd_bus_message *reply = NULL;
-                sd_bus *bus = NULL;
-                va_list ap;
-
-                test_become(c);
-                die_with_parent(parent);
-                if (sd_bus_open_system(&bus) < 0)
-                        _exit(80);
-                va_start(ap, types);
-                shared->r = sd_bus_call_methodv(bus, SVC, path, iface, method, &e, &reply, types, ap);
-                va_end(ap);
-                if (shared->r < 0) {
-                        snprintf(shared->error, sizeof(shared->error), "%s", e.name ?: "");
-                        snprintf(shared->message, sizeof(shared->message), "%s", e.message ?: "");
-                } else if (strcmp(sd_bus_message_get_signature(reply, true) ?: "", "o") == 0) {
-                        const char *o;
-                        if (sd_bus_message_read(reply, "o", &o) > 0)
-                                snprintf(shared->path, sizeof(shared->path), "%s", o);
-                }
-                sd_bus_message_unref(reply);
-                sd_bus_error_free(&e);
-                sd_bus_flush_close_unref(bus);
-                _exit(0);
-        }
-        ck_assert_int_eq(test_wait(pid), 0);
-        *ret = *shared;
-        return ret->r;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* 1. libdkm under rollovers and grants.                                                     */
 
@@ -577,7 +524,7 @@ static int grant_cycle(LoadShared *sh, sd_bus *bus, const char *gpath, GrantStat
         unsigned ok = 0, late = 0;
         char why[64], state[32], req[128];
         uint32_t active;
-        Call c;
+        TestCall c;
 
         gs->cycles++;
         sh->n_grant_cts = 0;
@@ -586,12 +533,12 @@ static int grant_cycle(LoadShared *sh, sd_bus *bus, const char *gpath, GrantStat
 
         snprintf(why, sizeof(why), "LOAD-%u: load test grant", gs->cycles);
         t0 = mono_usec();
-        if (call_as(&person, &c, MGR_PATH, MGR_IFACE, "RequestAccess", "sst", sh->group, why, gs->duration_usec) < 0)
+        if (test_call_as(&person, &c, MGR_PATH, MGR_IFACE, "RequestAccess", "sst", sh->group, why, gs->duration_usec) < 0)
                 return grant_problem(gs, "RequestAccess: %s: %s", c.error, c.message);
         snprintf(req, sizeof(req), "%s", c.path);
-        if (call_as(&a1, &c, req, REQUEST_IFACE, "Approve", NULL) < 0)
+        if (test_call_as(&a1, &c, req, REQUEST_IFACE, "Approve", NULL) < 0)
                 return grant_problem(gs, "%s: Approve (level 1): %s: %s", req, c.error, c.message);
-        if (call_as(&a2, &c, req, REQUEST_IFACE, "Approve", NULL) < 0)
+        if (test_call_as(&a2, &c, req, REQUEST_IFACE, "Approve", NULL) < 0)
                 return grant_problem(gs, "%s: Approve (level 2): %s: %s", req, c.error, c.message);
         if (strcmp(req_state(bus, req, state), "granted") != 0) {
                 _cleanup_free_ char *reason = NULL;
@@ -630,7 +577,7 @@ static int grant_cycle(LoadShared *sh, sd_bus *bus, const char *gpath, GrantStat
                 gs->duration_usec *= 2;
 
         if (revoke) {
-                if (call_as(&a1, &c, req, REQUEST_IFACE, "Revoke", NULL) < 0)
+                if (test_call_as(&a1, &c, req, REQUEST_IFACE, "Revoke", NULL) < 0)
                         return grant_problem(gs, "%s: Revoke: %s: %s", req, c.error, c.message);
                 if (!wait_state(bus, req, "revoked", 5000))
                         return grant_problem(gs, "%s: state %s after Revoke", req, req_state(bus, req, state));
@@ -1149,7 +1096,7 @@ START_TEST(test_many_callers) {
         uint64_t audit_bytes_before, audit_bytes_after;
         pid_t dkmd = test_dkmd_pid();
         Round r1, r2;
-        Call c;
+        TestCall c;
 
         ck_assert_int_gt(dkmd, 0);
         gpath = create_group(bus, g, 2);
@@ -1159,11 +1106,11 @@ START_TEST(test_many_callers) {
         rss_start = rss_kib(dkmd);
 
         /* Warm up: a read and each refusal once (dkmd's first refusal opens what it keeps open). */
-        ck_assert_msg(call_as(&creds[0], &c, MGR_PATH, PROPERTIES_IFACE, "Get", "ss", MGR_IFACE, "Version") >= 0,
+        ck_assert_msg(test_call_as(&creds[0], &c, MGR_PATH, PROPERTIES_IFACE, "Get", "ss", MGR_IFACE, "Version") >= 0,
                       "Get(Version): %s", c.error);
-        (void) call_as(&creds[0], &c, gpath, GROUP_IFACE, "Rollover", NULL);
+        (void) test_call_as(&creds[0], &c, gpath, GROUP_IFACE, "Rollover", NULL);
         ck_assert_str_eq(c.error, E_ACCESS_DENIED);
-        (void) call_as(&creds[0], &c, MGR_PATH, MGR_IFACE, "RequestAccess", "sst", g, "LOAD-2: warm up",
+        (void) test_call_as(&creds[0], &c, MGR_PATH, MGR_IFACE, "RequestAccess", "sst", g, "LOAD-2: warm up",
                        24 * 3600 * USEC);
         ck_assert_str_eq(c.error, E_DURATION_TOO_LONG);
         rss_before = rss_kib(dkmd);

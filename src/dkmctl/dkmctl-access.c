@@ -56,11 +56,7 @@ static void json_request(JsonWriter *w, const CtlRequest *q, bool full) {
                 json_field_uint(w, "duration_usec", q->duration_usec);
                 json_field_uint_or_null(w, "created_usec", q->created_usec);
                 json_field_uint_or_null(w, "deadline_usec", q->deadline_usec);
-                json_key(w, "approval_groups");
-                json_array_begin(w);
-                for (size_t i = 0; q->approval_groups && q->approval_groups[i]; i++)
-                        json_string(w, q->approval_groups[i]);
-                json_array_end(w);
+                json_field_strv(w, "approval_groups", q->approval_groups);
                 json_key(w, "approvals");
                 json_array_begin(w);
                 for (size_t i = 0; i < q->n_approvals; i++) {

@@ -42,11 +42,7 @@ static void json_group(JsonWriter *w, const CtlGroup *g, bool generations) {
         json_field_uint(w, "propagation_delay_usec", g->propagation_delay_usec);
         json_field_uint(w, "hot_window", g->hot_window);
         json_field_bool(w, "allow_human_members", g->allow_human_members);
-        json_key(w, "approval_groups");
-        json_array_begin(w);
-        for (size_t i = 0; g->approval_groups && g->approval_groups[i]; i++)
-                json_string(w, g->approval_groups[i]);
-        json_array_end(w);
+        json_field_strv(w, "approval_groups", g->approval_groups);
         json_field_uint(w, "max_grant_usec", g->max_grant_usec);
         json_field_uint(w, "request_timeout_usec", g->request_timeout_usec);
         json_field_bool(w, "retire_needs_approval", g->retire_needs_approval);

@@ -199,3 +199,11 @@ void json_finish(JsonWriter *w) {
                 abort();
         fputc('\n', w->f);
 }
+
+void json_field_strv(JsonWriter *w, const char *key, char *const *strv) {
+        json_key(w, key);
+        json_array_begin(w);
+        for (size_t i = 0; strv && strv[i]; i++)
+                json_string(w, strv[i]);
+        json_array_end(w);
+}

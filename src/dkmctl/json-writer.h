@@ -39,6 +39,8 @@ void json_field_string(JsonWriter *w, const char *key, const char *s);
 void json_field_uint(JsonWriter *w, const char *key, uint64_t v);
 void json_field_uint_or_null(JsonWriter *w, const char *key, uint64_t v);
 void json_field_bool(JsonWriter *w, const char *key, bool b);
+/* key: [strings...] (NULL: an empty array). */
+void json_field_strv(JsonWriter *w, const char *key, char *const *strv);
 
 /* End the document with a newline. The document must be complete. */
 void json_finish(JsonWriter *w);
