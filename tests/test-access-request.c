@@ -52,6 +52,21 @@ static AccessRequest new_request(void) {
         return r;
 }
 
+/* A pending store-wide request of REQUESTER, levels GID_L0 then GID_L1, id 1. */
+static AccessRequest new_store_request(AccessKind kind, const char *target, const char *spec) {
+        StorePolicy p = STORE_POLICY_DEFAULT;
+        AccessRequest r;
+
+        p.approval_levels[0] = GID_L0;
+        p.approval_levels[1] = GID_L1;
+        p.n_approval_levels = 2;
+        ck_assert_int_eq(access_request_init_store(&r, kind, target, spec, REQUESTER, "customer ended the contract", &p,
+                                                   NOW),
+                         0);
+        r.id = 1;
+        return r;
+}
+
 static int init_access(const char *justification, uint64_t duration) {
         StoreGroupPolicy p = two_levels();
         AccessRequest r;
@@ -82,7 +97,8 @@ START_TEST(test_names) {
                 ck_assert_ptr_nonnull(access_state_to_string((AccessState) i));
                 ck_assert_int_eq(access_state_from_string(access_state_to_string((AccessState) i), &s), 0);
                 ck_assert_int_eq(s, i);
-                ck_assert(access_state_is_open((AccessState) i) == (i == ACCESS_STATE_PENDING || i == ACCESS_STATE_GRANTED));
+                ck_assert(access_state_is_open((AccessState) i) ==
+                          (i == ACCESS_STATE_PENDING || i == ACCESS_STATE_GRANTED || i == ACCESS_STATE_SCHEDULED));
         }
         ck_assert_str_eq(access_kind_to_string(ACCESS_KIND_RETIRE), "retire");
         ck_assert_str_eq(access_state_to_string(ACCESS_STATE_CANCELLED), "cancelled");
@@ -436,7 +452,8 @@ START_TEST(test_grant_close_next) {
 
         for (int s = ACCESS_STATE_DENIED; s < _ACCESS_STATE_MAX; s++) {
                 r.state = (AccessState) s;
-                ck_assert_uint_eq(access_request_next_usec(&r), 0);
+                /* a scheduled purge is due when it runs */
+                ck_assert_uint_eq(access_request_next_usec(&r), s == ACCESS_STATE_SCHEDULED ? r.expires_usec : 0);
         }
 
         /* a failure reason from anywhere is made safe to save: control bytes and bad UTF-8 become
@@ -574,6 +591,31 @@ START_TEST(test_roundtrip_every_state) {
                 access_close(&u, ACCESS_STATE_FAILED, 0, "store: generation is active", NOW + 3 * SEC);
                 roundtrip(&u);
         }
+
+        /* purge: scheduled, then cancelled in its window or done */
+        t = new_store_request(ACCESS_KIND_PURGE, "", NULL);
+        roundtrip(&t);
+        approve_all(&t);
+        access_schedule(&t, NOW + 3 * SEC, 7 * 86400 * SEC);
+        roundtrip(&t);
+        seen |= 1U << t.state;
+        {
+                AccessRequest u = t;
+                access_close(&u, ACCESS_STATE_CANCELLED, 1001, NULL, NOW + 4 * SEC);
+                roundtrip(&u);
+                u = t;
+                access_close(&u, ACCESS_STATE_DONE, 0, NULL, t.expires_usec);
+                roundtrip(&u);
+        }
+        /* protector changes: pending, done */
+        t = new_store_request(ACCESS_KIND_PROTECTOR_ADD, "customer-hsm",
+                              "pkcs11 pkcs11:token=customer;object=dkm-root?module-name=softhsm2");
+        roundtrip(&t);
+        approve_all(&t);
+        access_close(&t, ACCESS_STATE_DONE, 0, NULL, NOW + 3 * SEC);
+        roundtrip(&t);
+        t = new_store_request(ACCESS_KIND_PROTECTOR_REMOVE, "local", NULL);
+        roundtrip(&t);
         ck_assert_uint_eq(seen, (1U << _ACCESS_STATE_MAX) - 1);
 }
 END_TEST
@@ -708,7 +750,7 @@ START_TEST(test_parse_refuses) {
         REFUSED(body, "id=1\n", "id=0\n", "malformed id");
 
         /* values out of range or not canonical */
-        REFUSED(body, "format=1\n", "format=0\n", "malformed format version");
+        REFUSED(body, "format=2\n", "format=0\n", "malformed format version");
         REFUSED(body, "id=1\n", "id=01\n", "malformed id");
         REFUSED(body, "id=1\n", "id=18446744073709551616\n", "malformed id");
         REFUSED(body, "kind=access\n", "kind=Access\n", "unknown kind");
@@ -725,7 +767,7 @@ START_TEST(test_parse_refuses) {
         REFUSED(body, "created-usec=1700000000000000\n", "created-usec=0\n", "no creation time");
         REFUSED(body, "deadline-usec=1700086400000000\n", "deadline-usec=1700000000000000\n",
                 "deadline not after creation");
-        REFUSED(body, "deadline-usec=", "Deadline-usec=", "line 10: malformed key");
+        REFUSED(body, "deadline-usec=", "Deadline-usec=", "line 12: malformed key");
         REFUSED(body, "levels=2001 2002\n", "levels=\n", "malformed approval levels");
         REFUSED(body, "levels=2001 2002\n", "levels=2001  2002\n", "malformed approval levels");
         REFUSED(body, "levels=2001 2002\n", "levels=2001 4294967295\n", "malformed approval levels");
@@ -784,7 +826,7 @@ START_TEST(test_parse_refuses) {
 
         /* a newer format is not corruption */
         {
-                _cleanup_free_ char *t = replace_once(body, "format=1\n", "format=2\n");
+                _cleanup_free_ char *t = replace_once(body, "format=2\n", "format=3\n");
                 expect_refused(t, 1, -EPROTONOSUPPORT, "line 1: written by a newer dkm");
         }
         /* an over-long line is bounded */
@@ -845,6 +887,102 @@ static bool has_problem(char **problems, const char *what) {
                         return true;
         return false;
 }
+
+START_TEST(test_store_wide) {
+        StorePolicy p = STORE_POLICY_DEFAULT, none_p = STORE_POLICY_DEFAULT;
+        AccessCaller a = CALLER(1001, g_l0), other = CALLER(1005, g_other), self = NOBODY(REQUESTER);
+        AccessRequest r;
+
+        p.approval_levels[0] = GID_L0;
+        p.n_approval_levels = 1;
+        /* what each kind names: a protector (and what to add), or nothing */
+        ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_PURGE, "", NULL, REQUESTER, "why", &p, NOW), 0);
+        ck_assert_str_eq(r.group, "");
+        ck_assert_str_eq(r.target, "");
+        ck_assert_uint_eq(r.deadline_usec, NOW + STORE_REQUEST_TIMEOUT_DEFAULT_USEC);
+        ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_PURGE, "x", NULL, REQUESTER, "why", &p, NOW), -EINVAL);
+        ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_PURGE, "", "file", REQUESTER, "why", &p, NOW), -EINVAL);
+        ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_PROTECTOR_ADD, "hsm", NULL, REQUESTER, "why", &p, NOW),
+                         -EINVAL);
+        ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_PROTECTOR_ADD, "hsm", "tpm2\n", REQUESTER, "why", &p,
+                                                   NOW),
+                         -EINVAL);
+        ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_PROTECTOR_ADD, "Bad Name", "file", REQUESTER, "why",
+                                                   &p, NOW),
+                         -EINVAL);
+        ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_PROTECTOR_REMOVE, "local", "file", REQUESTER, "why",
+                                                   &p, NOW),
+                         -EINVAL);
+        ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_ACCESS, "", NULL, REQUESTER, "why", &p, NOW), -EINVAL);
+        ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_PURGE, "", NULL, REQUESTER, " ", &p, NOW),
+                         -ACCESS_ERRNO_JUSTIFICATION_REQUIRED);
+        /* no levels: a purge is never made alone */
+        ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_PURGE, "", NULL, REQUESTER, "why", &none_p, NOW),
+                         -ACCESS_ERRNO_NO_APPROVERS);
+        /* and the group kinds are not store-wide */
+        {
+                StoreGroupPolicy gp = two_levels();
+                ck_assert_int_eq(access_request_init(&r, ACCESS_KIND_PURGE, "mail", 0, REQUESTER, "why", 0, &gp, NOW),
+                                 -EINVAL);
+        }
+
+        /* a scheduled purge: stopped by the requester or an approver, not by anyone else */
+        ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_PURGE, "", NULL, REQUESTER, "why", &p, NOW), 0);
+        r.id = 3;
+        ck_assert_int_eq(access_check_approve(&r, &self, NOW), -ACCESS_ERRNO_SELF_APPROVAL);
+        ck_assert_int_eq(access_check_approve(&r, &a, NOW), 0);
+        ck_assert_int_eq(access_approve(&r, &a, NOW), 1);
+        access_schedule(&r, NOW + SEC, 10 * SEC);
+        ck_assert_int_eq(r.state, ACCESS_STATE_SCHEDULED);
+        ck_assert_uint_eq(r.expires_usec, NOW + 11 * SEC);
+        ck_assert_uint_eq(access_request_next_usec(&r), NOW + 11 * SEC);
+        ck_assert_int_eq(access_check_cancel(&r, &self, NOW + 2 * SEC), 0);
+        ck_assert_int_eq(access_check_cancel(&r, &a, NOW + 2 * SEC), 0);
+        ck_assert_int_eq(access_check_cancel(&r, &other, NOW + 2 * SEC), -EACCES);
+        ck_assert_int_eq(access_check_approve(&r, &CALLER(1002, g_l0), NOW + 2 * SEC), -ACCESS_ERRNO_REQUEST_CLOSED);
+        ck_assert_int_eq(access_check_revoke(&r, &self), -ACCESS_ERRNO_REQUEST_CLOSED);
+}
+END_TEST
+
+/* Files written before the store-wide kinds (format 1: no target=, no spec=) still load, and the
+ * fields of one kind are refused in another. */
+START_TEST(test_store_wide_files) {
+        AccessRequest r = new_request(), p, purge = new_store_request(ACCESS_KIND_PURGE, "", NULL),
+                      add = new_store_request(ACCESS_KIND_PROTECTOR_ADD, "hsm", "tpm2 7,11");
+        _cleanup_free_ char *body = body_of(&r), *old = NULL, *text = NULL, *pbody = body_of(&purge),
+                            *abody = body_of(&add);
+        char error[256] = "";
+        size_t size;
+
+        {
+                _cleanup_free_ char *v1 = replace_once(body, "format=2\n", "format=1\n");
+                old = replace_once(v1, "target=\nspec=\n", "");
+        }
+        text = with_checksum(old, &size);
+        ck_assert_msg(access_request_parse(text, size, 1, &p, error, sizeof(error)) == 0, "%s", error);
+        assert_same(&r, &p);
+
+#define REFUSED(b, from, to, what) \
+        do { \
+                _cleanup_free_ char *t_ = replace_once(b, from, to); \
+                expect_refused(t_, 1, -EBADMSG, what); \
+        } while (0)
+        REFUSED(body, "group=mail\n", "group=\n", "invalid group name");
+        REFUSED(body, "target=\n", "target=hsm\n", "invalid target for a access request");
+        REFUSED(body, "spec=\n", "spec=file\n", "invalid spec for a access request");
+        REFUSED(pbody, "group=\n", "group=mail\n", "store-wide request names a group");
+        REFUSED(pbody, "target=\n", "target=hsm\n", "invalid target for a purge request");
+        REFUSED(pbody, "generation=0\n", "generation=2\n", "purge request names a generation");
+        REFUSED(pbody, "state=pending\n", "state=granted\n", "purge request in state granted");
+        REFUSED(pbody, "duration-usec=0\n", "duration-usec=5000000\n", "purge request with a duration");
+        REFUSED(abody, "target=hsm\n", "target=\n", "invalid target for a protector-add request");
+        REFUSED(abody, "target=hsm\n", "target=HSM\n", "invalid target");
+        REFUSED(abody, "spec=tpm2 7,11\n", "spec=\n", "invalid spec for a protector-add request");
+        REFUSED(abody, "state=pending\n", "state=scheduled\n", "protector-add request in state scheduled");
+        REFUSED(body, "state=pending\n", "state=scheduled\n", "access request in state scheduled");
+#undef REFUSED
+}
+END_TEST
 
 START_TEST(test_save_load_all) {
         _cleanup_close_ int dfd = -EBADF;
@@ -980,6 +1118,8 @@ static Suite *access_suite(void) {
         tcase_add_test(files, test_roundtrip_every_state);
         tcase_add_test(files, test_format_refuses);
         tcase_add_test(files, test_parse_refuses);
+        tcase_add_test(files, test_store_wide_files);
+        tcase_add_test(rules, test_store_wide);
         tcase_add_checked_fixture(files, setup, teardown);
         tcase_add_test(files, test_save_load_all);
         suite_add_tcase(s, files);

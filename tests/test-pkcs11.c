@@ -338,6 +338,105 @@ START_TEST(test_renamed_protector_file) {
 }
 END_TEST
 
+/* store_protector_check() of "hsm" in the current environment, on a fresh Store (locked, or
+ * unlocked first through the key file if unlocked); its status copied to ret. */
+static void check_hsm(bool unlocked, char *const *skip, StoreProtectorStatus *ret) {
+        _cleanup_store_ Store *s = NULL;
+        StoreProtectorStatus *l = NULL;
+        size_t n = 0;
+        bool found = false;
+
+        ck_assert_int_eq(store_open(sdir, &s), 0);
+        if (unlocked) {
+                /* The key file alone: no PIN is spent before the check's own try. */
+                char *pin = getenv("DKM_PKCS11_PIN") ? strdup(getenv("DKM_PKCS11_PIN")) : NULL;
+                unsetenv("DKM_PKCS11_PIN");
+                ck_assert_int_eq(store_unlock(s, NULL), 0);
+                if (pin)
+                        setenv("DKM_PKCS11_PIN", pin, 1);
+                free(pin);
+        }
+        ck_assert_int_eq(store_protector_check(s, skip, &l, &n), 0);
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(l[i].name, "hsm") == 0) {
+                        *ret = l[i];
+                        found = true;
+                }
+        free(l);
+        ck_assert(found);
+        ck_assert_str_eq(ret->type, "pkcs11");
+}
+
+#define ck_assert_health(st, h, text)                                                                                          ck_assert_msg((st).health == (h) && strstr((st).detail, (text)), "%s: %s", store_protector_health_to_string((st).health),                       (st).detail)
+
+START_TEST(test_check_health) {
+        char *const skip[] = { (char *) "hsm", NULL };
+        char conf[160], tokens[160], saved_conf[256];
+        StoreProtectorStatus st;
+        Store *s = NULL;
+        FILE *f;
+
+        secret_free(make_store("root-health"));
+        check_hsm(true, NULL, &st);
+        ck_assert_health(st, STORE_PROTECTOR_OK, "");
+
+        /* Through the token alone, a locked store is opened by the check. */
+        remove_key_file();
+        ck_assert_int_eq(store_open(sdir, &s), 0);
+        {
+                StoreProtectorStatus *l = NULL;
+                size_t n;
+                ck_assert_int_eq(store_protector_check(s, NULL, &l, &n), 0);
+                free(l);
+        }
+        ck_assert(store_is_unlocked(s));
+        s = store_free(s);
+
+        /* No PIN, a wrong PIN: refused (retrying burns tries). */
+        unsetenv("DKM_PKCS11_PIN");
+        check_hsm(false, NULL, &st);
+        ck_assert_health(st, STORE_PROTECTOR_REFUSED, "needs the token's PIN");
+        setenv("DKM_PKCS11_PIN", "9999", 1);
+        check_hsm(false, NULL, &st);
+        ck_assert_health(st, STORE_PROTECTOR_REFUSED, "login refused: wrong PIN");
+        /* Skipped: not tried, so the wrong PIN is not offered again. */
+        check_hsm(false, skip, &st);
+        ck_assert_health(st, STORE_PROTECTOR_REFUSED, "not tried again");
+        ck_assert(!strstr(st.detail, "login"));
+        /* A PIN file others can read is refused as well. */
+        setenv("DKM_PKCS11_PIN_FILE", "/etc/passwd", 1);
+        check_hsm(false, NULL, &st);
+        ck_assert_health(st, STORE_PROTECTOR_REFUSED, "lets others read it");
+        unsetenv("DKM_PKCS11_PIN_FILE");
+        setenv("DKM_PKCS11_PIN", PIN, 1);
+        check_hsm(false, NULL, &st);
+        ck_assert_health(st, STORE_PROTECTOR_OK, "");
+
+        /* The token gone (an empty token directory): unavailable, try later. */
+        snprintf(saved_conf, sizeof(saved_conf), "%s", getenv("SOFTHSM2_CONF"));
+        snprintf(tokens, sizeof(tokens), "%s/no-tokens", base);
+        snprintf(conf, sizeof(conf), "%s/empty.conf", base);
+        ck_assert_int_eq(mkdir(tokens, 0700), 0);
+        f = fopen(conf, "we");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n", tokens);
+        fclose(f);
+        setenv("SOFTHSM2_CONF", conf, 1);
+        check_hsm(false, NULL, &st);
+        setenv("SOFTHSM2_CONF", saved_conf, 1);
+        ck_assert_health(st, STORE_PROTECTOR_UNAVAILABLE, "no token labelled '" TOKEN "'");
+
+        /* The customer deletes the key: withdrawn. */
+        ck_assert_int_eq(token_op(TOK_DESTROY, "root-health"), 0);
+        check_hsm(false, NULL, &st);
+        ck_assert_health(st, STORE_PROTECTOR_WITHDRAWN, "has no AES key 'root-health'");
+        /* Another key under the same label does not open the protector: withdrawn too. */
+        ck_assert_int_eq(token_op(TOK_KEYGEN, "root-health"), 0);
+        check_hsm(false, NULL, &st);
+        ck_assert_health(st, STORE_PROTECTOR_WITHDRAWN, "does not open this protector");
+}
+END_TEST
+
 /* Runs $DKM_STORE --state-dir=sdir ARGS... with stderr captured into err; returns the exit status. */
 static int run_dkm_store(char *err, size_t size, const char *const *args) {
         const char *exe = getenv("DKM_STORE");
@@ -478,6 +577,7 @@ static Suite *pkcs11_suite(void) {
         tcase_add_test(t, test_add_refusals);
         tcase_add_test(t, test_renamed_protector_file);
         tcase_add_test(t, test_cli);
+        tcase_add_test(t, test_check_health);
         suite_add_tcase(s, t);
         return s;
 }

@@ -14,7 +14,7 @@
 #include "kvfile.h"
 #include "utf8.h"
 
-#define REQUEST_FILE_FORMAT 1
+#define REQUEST_FILE_FORMAT 2 /* 2 added target= and spec= (store-wide kinds) */
 #define REQUEST_SUFFIX ".request"
 /* The largest valid file is about 5 KiB (two fully escaped texts); anything far beyond is not ours. */
 #define REQUEST_FILE_MAX (64U << 10)
@@ -22,6 +22,9 @@
 static const char *const kind_names[_ACCESS_KIND_MAX] = {
         [ACCESS_KIND_ACCESS] = "access",
         [ACCESS_KIND_RETIRE] = "retire",
+        [ACCESS_KIND_PROTECTOR_ADD] = "protector-add",
+        [ACCESS_KIND_PROTECTOR_REMOVE] = "protector-remove",
+        [ACCESS_KIND_PURGE] = "purge",
 };
 
 static const char *const state_names[_ACCESS_STATE_MAX] = {
@@ -29,7 +32,7 @@ static const char *const state_names[_ACCESS_STATE_MAX] = {
         [ACCESS_STATE_DENIED] = "denied",   [ACCESS_STATE_CANCELLED] = "cancelled",
         [ACCESS_STATE_EXPIRED] = "expired", [ACCESS_STATE_ENDED] = "ended",
         [ACCESS_STATE_REVOKED] = "revoked", [ACCESS_STATE_DONE] = "done",
-        [ACCESS_STATE_FAILED] = "failed",
+        [ACCESS_STATE_FAILED] = "failed",   [ACCESS_STATE_SCHEDULED] = "scheduled",
 };
 
 const char *access_kind_to_string(AccessKind k) {
@@ -63,7 +66,11 @@ int access_state_from_string(const char *s, AccessState *ret) {
 }
 
 bool access_state_is_open(AccessState s) {
-        return s == ACCESS_STATE_PENDING || s == ACCESS_STATE_GRANTED;
+        return s == ACCESS_STATE_PENDING || s == ACCESS_STATE_GRANTED || s == ACCESS_STATE_SCHEDULED;
+}
+
+bool access_kind_is_store_wide(AccessKind k) {
+        return k == ACCESS_KIND_PROTECTOR_ADD || k == ACCESS_KIND_PROTECTOR_REMOVE || k == ACCESS_KIND_PURGE;
 }
 
 bool access_caller_in_group(const AccessCaller *c, gid_t gid) {
@@ -134,7 +141,7 @@ int access_request_init(AccessRequest *ret, AccessKind kind, const char *group, 
         AccessRequest r;
         int k;
 
-        if ((unsigned) kind >= _ACCESS_KIND_MAX || !store_group_name_is_valid(group) ||
+        if ((unsigned) kind >= _ACCESS_KIND_MAX || access_kind_is_store_wide(kind) || !store_group_name_is_valid(group) ||
             requester == (uid_t) -1 || !policy || store_group_policy_check(policy) < 0 || now_usec == 0 ||
             now_usec == UINT64_MAX)
                 return -EINVAL;
@@ -162,6 +169,46 @@ int access_request_init(AccessRequest *ret, AccessKind kind, const char *group, 
                 .state = ACCESS_STATE_PENDING,
         };
         strcpy(r.group, group);
+        strcpy(r.justification, justification);
+        memcpy(r.levels, policy->approval_levels, r.n_levels * sizeof(r.levels[0]));
+        *ret = r;
+        return 0;
+}
+
+/* A protector-add's spec: what dkmd will add, shown to approvers as is. */
+static bool spec_is_valid(const char *spec) {
+        return spec && spec[0] && strlen(spec) <= ACCESS_SPEC_MAX && text_check(spec, false) == 0;
+}
+
+int access_request_init_store(AccessRequest *ret, AccessKind kind, const char *target, const char *spec,
+                              uid_t requester, const char *justification, const StorePolicy *policy,
+                              uint64_t now_usec) {
+        AccessRequest r;
+        int k;
+
+        if (!access_kind_is_store_wide(kind) || !target || requester == (uid_t) -1 || !policy ||
+            store_policy_check(policy) < 0 || now_usec == 0 || now_usec == UINT64_MAX)
+                return -EINVAL;
+        if (kind == ACCESS_KIND_PURGE ? target[0] != 0 : !store_protector_name_is_valid(target))
+                return -EINVAL;
+        if (kind == ACCESS_KIND_PROTECTOR_ADD ? !spec_is_valid(spec) : (spec && spec[0]))
+                return -EINVAL;
+        if (policy->n_approval_levels == 0)
+                return -ACCESS_ERRNO_NO_APPROVERS;
+        k = text_check(justification, false);
+        if (k < 0)
+                return k;
+
+        r = (AccessRequest) {
+                .kind = kind,
+                .requester = requester,
+                .created_usec = now_usec,
+                .deadline_usec = add_saturated(now_usec, STORE_REQUEST_TIMEOUT_DEFAULT_USEC),
+                .n_levels = policy->n_approval_levels,
+                .state = ACCESS_STATE_PENDING,
+        };
+        strcpy(r.target, target);
+        strcpy(r.spec, spec ?: "");
         strcpy(r.justification, justification);
         memcpy(r.levels, policy->approval_levels, r.n_levels * sizeof(r.levels[0]));
         *ret = r;
@@ -226,6 +273,10 @@ int access_check_deny(const AccessRequest *r, const AccessCaller *c, const char 
 int access_check_cancel(const AccessRequest *r, const AccessCaller *c, uint64_t now_usec) {
         int k;
 
+        /* A purge that waits for its time is stopped by anyone who could have stopped it before. */
+        if (r->state == ACCESS_STATE_SCHEDULED)
+                return c->uid == r->requester || caller_in_any_level(r, c) ? 0 : -EACCES;
+
         k = check_pending(r, now_usec);
         if (k < 0)
                 return k;
@@ -244,6 +295,12 @@ void access_grant(AccessRequest *r, uint64_t now_usec) {
         r->state = ACCESS_STATE_GRANTED;
         r->granted_usec = now_usec;
         r->expires_usec = add_saturated(now_usec, r->duration_usec);
+}
+
+void access_schedule(AccessRequest *r, uint64_t now_usec, uint64_t delay_usec) {
+        r->state = ACCESS_STATE_SCHEDULED;
+        r->granted_usec = now_usec;
+        r->expires_usec = add_saturated(now_usec, delay_usec);
 }
 
 /* Copies s into out, cut at a character boundary to fit and with anything text_check() refuses
@@ -285,6 +342,7 @@ uint64_t access_request_next_usec(const AccessRequest *r) {
         case ACCESS_STATE_PENDING:
                 return r->deadline_usec;
         case ACCESS_STATE_GRANTED:
+        case ACCESS_STATE_SCHEDULED:
                 return r->expires_usec;
         default:
                 return 0;
@@ -300,6 +358,8 @@ enum {
         KEY_KIND,
         KEY_GROUP,
         KEY_GENERATION,
+        KEY_TARGET,
+        KEY_SPEC,
         KEY_REQUESTER,
         KEY_JUSTIFICATION,
         KEY_DURATION,
@@ -321,6 +381,8 @@ static const char *const keys[_KEY_MAX] = {
         [KEY_KIND] = "kind",
         [KEY_GROUP] = "group",
         [KEY_GENERATION] = "generation",
+        [KEY_TARGET] = "target",
+        [KEY_SPEC] = "spec",
         [KEY_REQUESTER] = "requester",
         [KEY_JUSTIFICATION] = "justification",
         [KEY_DURATION] = "duration-usec",
@@ -343,7 +405,47 @@ static bool state_is_grant(AccessState s) {
 
 /* States that only a fully approved request reaches. */
 static bool state_needs_approvals(AccessState s) {
-        return state_is_grant(s) || s == ACCESS_STATE_DONE || s == ACCESS_STATE_FAILED;
+        return state_is_grant(s) || s == ACCESS_STATE_DONE || s == ACCESS_STATE_FAILED || s == ACCESS_STATE_SCHEDULED;
+}
+
+/* Access requests are granted, never "done"; only a purge waits scheduled; the others are done. */
+static bool state_fits_kind(AccessKind k, AccessState s) {
+        if (k == ACCESS_KIND_ACCESS)
+                return s != ACCESS_STATE_DONE && s != ACCESS_STATE_SCHEDULED;
+        if (state_is_grant(s))
+                return false;
+        return s != ACCESS_STATE_SCHEDULED || k == ACCESS_KIND_PURGE;
+}
+
+/* Whether a request of kind k in state s carries grant times (granted/expires): a grant, or a
+ * purge that was scheduled (and then cancelled, done, or failed). */
+static bool grant_times_fit(AccessKind k, AccessState s) {
+        if (k == ACCESS_KIND_ACCESS) /* a failed access may have failed after it was granted */
+                return state_is_grant(s) || s == ACCESS_STATE_FAILED;
+        return k == ACCESS_KIND_PURGE && (s == ACCESS_STATE_SCHEDULED || s == ACCESS_STATE_CANCELLED ||
+                                          s == ACCESS_STATE_DONE || s == ACCESS_STATE_FAILED);
+}
+
+/* What names the object of a request: a group (and a generation to retire), or for the
+ * store-wide kinds a protector (and what to add) or nothing (purge). */
+static int check_target(const AccessRequest *r, KvError *e) {
+        bool store_wide = access_kind_is_store_wide(r->kind);
+
+        if (strnlen(r->group, sizeof(r->group)) == sizeof(r->group) ||
+            (store_wide ? r->group[0] != 0 : !store_group_name_is_valid(r->group)))
+                return kverror_set(e, 0, store_wide ? "store-wide request names a group" : "invalid group name");
+        if (r->kind == ACCESS_KIND_RETIRE ? r->generation == 0 : r->generation != 0)
+                return kverror_set(e, 0, r->generation == 0 ? "retire request names no generation"
+                                                            : "%s request names a generation", kind_names[r->kind]);
+        if (strnlen(r->target, sizeof(r->target)) == sizeof(r->target) ||
+            (r->kind == ACCESS_KIND_PROTECTOR_ADD || r->kind == ACCESS_KIND_PROTECTOR_REMOVE
+                     ? !store_protector_name_is_valid(r->target)
+                     : r->target[0] != 0))
+                return kverror_set(e, 0, "invalid target for a %s request", kind_names[r->kind]);
+        if (strnlen(r->spec, sizeof(r->spec)) == sizeof(r->spec) ||
+            (r->kind == ACCESS_KIND_PROTECTOR_ADD ? !spec_is_valid(r->spec) : r->spec[0] != 0))
+                return kverror_set(e, 0, "invalid spec for a %s request", kind_names[r->kind]);
+        return 0;
 }
 
 /* Every rule a request must meet, whatever it went through: the formatter refuses to write what
@@ -357,12 +459,8 @@ static int request_check(const AccessRequest *r, KvError *e) {
                 return kverror_set(e, 0, "id 0");
         if ((unsigned) r->kind >= _ACCESS_KIND_MAX)
                 return kverror_set(e, 0, "unknown kind");
-        if (strnlen(r->group, sizeof(r->group)) == sizeof(r->group) || !store_group_name_is_valid(r->group))
-                return kverror_set(e, 0, "invalid group name");
-        if (r->kind == ACCESS_KIND_ACCESS && r->generation != 0)
-                return kverror_set(e, 0, "access request names a generation");
-        if (r->kind == ACCESS_KIND_RETIRE && r->generation == 0)
-                return kverror_set(e, 0, "retire request names no generation");
+        if (check_target(r, e) < 0)
+                return -EBADMSG;
         if (r->requester == (uid_t) -1)
                 return kverror_set(e, 0, "invalid requester");
         if (strnlen(r->justification, sizeof(r->justification)) == sizeof(r->justification) ||
@@ -370,8 +468,8 @@ static int request_check(const AccessRequest *r, KvError *e) {
                 return kverror_set(e, 0, "invalid justification");
         if (r->kind == ACCESS_KIND_ACCESS && r->duration_usec < ACCESS_DURATION_MIN_USEC)
                 return kverror_set(e, 0, "access duration under 1 s");
-        if (r->kind == ACCESS_KIND_RETIRE && r->duration_usec != 0)
-                return kverror_set(e, 0, "retire request with a duration");
+        if (r->kind != ACCESS_KIND_ACCESS && r->duration_usec != 0)
+                return kverror_set(e, 0, "%s request with a duration", kind_names[r->kind]);
         if (r->created_usec == 0)
                 return kverror_set(e, 0, "no creation time");
         if (r->deadline_usec <= r->created_usec)
@@ -403,7 +501,7 @@ static int request_check(const AccessRequest *r, KvError *e) {
 
         if ((unsigned) r->state >= _ACCESS_STATE_MAX)
                 return kverror_set(e, 0, "unknown state");
-        if (r->kind == ACCESS_KIND_ACCESS ? r->state == ACCESS_STATE_DONE : state_is_grant(r->state))
+        if (!state_fits_kind(r->kind, r->state))
                 return kverror_set(e, 0, "%s request in state %s", kind_names[r->kind], state_names[r->state]);
 
         /* Only an approved request can have been granted, carried out, or have failed at that. */
@@ -411,11 +509,10 @@ static int request_check(const AccessRequest *r, KvError *e) {
                 return kverror_set(e, 0, "%s with %zu of %zu approvals", state_names[r->state], r->n_approvals,
                                    r->n_levels);
         was_granted = r->granted_usec != 0 || r->expires_usec != 0;
-        if (state_is_grant(r->state) && !was_granted)
+        if ((state_is_grant(r->state) || r->state == ACCESS_STATE_SCHEDULED) && !was_granted)
                 return kverror_set(e, 0, "%s without granted and expiry times", state_names[r->state]);
         if (was_granted) {
-                /* A failed access may have failed after it was granted (the kernel refused). */
-                if (!state_is_grant(r->state) && !(r->kind == ACCESS_KIND_ACCESS && r->state == ACCESS_STATE_FAILED))
+                if (!grant_times_fit(r->kind, r->state))
                         return kverror_set(e, 0, "%s request with a grant", state_names[r->state]);
                 if (r->granted_usec == 0 || r->expires_usec <= r->granted_usec)
                         return kverror_set(e, 0, "grant times out of order");
@@ -510,11 +607,24 @@ static int parse_value(AccessRequest *r, unsigned k, char *v, uint64_t expected_
                 if (access_kind_from_string(v, &r->kind) < 0)
                         return kverror_set(e, line, "unknown kind");
                 return 0;
-        case KEY_GROUP:
-                if (!store_group_name_is_valid(v))
+        case KEY_GROUP: /* empty for the store-wide kinds; request_check() matches it to the kind */
+                if (v[0] && !store_group_name_is_valid(v))
                         return kverror_set(e, line, "invalid group name");
                 strcpy(r->group, v);
                 return 0;
+        case KEY_TARGET:
+                if (v[0] && !store_protector_name_is_valid(v))
+                        return kverror_set(e, line, "invalid target");
+                strcpy(r->target, v);
+                return 0;
+        case KEY_SPEC: {
+                _cleanup_free_ char *t = NULL;
+
+                if (kv_unescape(v, ACCESS_SPEC_MAX, &t) < 0)
+                        return kverror_set(e, line, "malformed spec");
+                strcpy(r->spec, t);
+                return 0;
+        }
         case KEY_GENERATION:
                 if (kv_parse_u64(v, UINT32_MAX, &u) < 0)
                         return kverror_set(e, line, "malformed generation");
@@ -591,6 +701,7 @@ static int request_parse(const char *data, size_t size, uint64_t expected_id, Ac
         AccessRequest req = {};
         KvReader rd = {};
         unsigned next = 0;
+        uint64_t format = 0;
         size_t body;
         int r;
 
@@ -622,7 +733,12 @@ static int request_parse(const char *data, size_t size, uint64_t expected_id, Ac
                 r = parse_value(&req, k, rd.value, expected_id, rd.line, e);
                 if (r < 0)
                         break;
+                if (k == KEY_FORMAT && kv_parse_u64(rd.value, UINT32_MAX, &format) < 0)
+                        format = 0; /* parse_value() took it already */
                 next++;
+                /* Format 1 (dkm before the store-wide kinds) has neither target= nor spec=. */
+                if (next == KEY_TARGET && format == 1)
+                        next = KEY_REQUESTER;
         }
         kvreader_done(&rd);
         if (r < 0)
@@ -654,9 +770,11 @@ int access_request_format(const AccessRequest *r, char **ret, size_t *ret_size) 
         if (request_check(r, NULL) < 0)
                 return -EINVAL;
 
-        kvbuf_printf(&b, "format=%d\nid=%llu\nkind=%s\ngroup=%s\ngeneration=%u\nrequester=%u\njustification=",
+        kvbuf_printf(&b, "format=%d\nid=%llu\nkind=%s\ngroup=%s\ngeneration=%u\ntarget=%s\nspec=",
                      REQUEST_FILE_FORMAT, (unsigned long long) r->id, kind_names[r->kind], r->group,
-                     (unsigned) r->generation, (unsigned) r->requester);
+                     (unsigned) r->generation, r->target);
+        kvbuf_put_escaped(&b, r->spec);
+        kvbuf_printf(&b, "\nrequester=%u\njustification=", (unsigned) r->requester);
         kvbuf_put_escaped(&b, r->justification);
         kvbuf_printf(&b, "\nduration-usec=%llu\ncreated-usec=%llu\ndeadline-usec=%llu\nlevels=",
                      (unsigned long long) r->duration_usec, (unsigned long long) r->created_usec,

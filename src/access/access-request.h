@@ -18,6 +18,7 @@
 #define ACCESS_CLOSED_KEPT_MAX 256U   /* closed requests dkmd keeps listing (the newest); the audit log keeps all */
 #define ACCESS_CLOSED_RETENTION_USEC (7ULL * 24 * 3600 * 1000000) /* then a closed request's file goes too */
 #define ACCESS_DURATION_MIN_USEC 1000000ULL /* kernel timeouts count whole seconds */
+#define ACCESS_SPEC_MAX 1100U                /* a protector-add's spec: type and a PKCS#11 URI */
 
 /* Internal codes for refusals with no natural errno, chosen from codes the store, loader, audit
  * log and sd-bus never return, so src/bus/bus-errors.c can name each one unambiguously. */
@@ -37,6 +38,10 @@
 typedef enum AccessKind {
         ACCESS_KIND_ACCESS = 0, /* read the group's generations for a while */
         ACCESS_KIND_RETIRE = 1, /* destroy one generation */
+        /* Store-wide (no group; approved at the store policy's levels, docs/CUSTOMER-KEY.md): */
+        ACCESS_KIND_PROTECTOR_ADD = 2,    /* add protector `target` as `spec` says */
+        ACCESS_KIND_PROTECTOR_REMOVE = 3, /* remove protector `target` */
+        ACCESS_KIND_PURGE = 4,            /* destroy every key, after the store policy's delay */
         _ACCESS_KIND_MAX,
 } AccessKind;
 
@@ -50,14 +55,15 @@ typedef enum AccessState {
         ACCESS_STATE_REVOKED = 6,   /* access: ended early by Revoke() */
         ACCESS_STATE_DONE = 7,      /* retire: carried out */
         ACCESS_STATE_FAILED = 8,    /* approved, but the grant or retire could not be carried out */
+        ACCESS_STATE_SCHEDULED = 9, /* purge: approved, waits until expires_usec; cancellable */
         _ACCESS_STATE_MAX,
 } AccessState;
 
-const char *access_kind_to_string(AccessKind k);   /* "access", "retire" */
+const char *access_kind_to_string(AccessKind k); /* "access", "retire", "protector-add", "protector-remove", "purge" */
 int access_kind_from_string(const char *s, AccessKind *ret);
 const char *access_state_to_string(AccessState s); /* "pending", "granted", ... as above, lowercase */
 int access_state_from_string(const char *s, AccessState *ret);
-/* pending or granted: it still holds a slot and may still change. */
+/* pending, granted or scheduled: it still holds a slot and may still change. */
 bool access_state_is_open(AccessState s);
 
 typedef struct AccessApproval {
@@ -70,6 +76,10 @@ typedef struct AccessRequest {
         AccessKind kind;
         char group[STORE_GROUP_NAME_MAX + 1];
         uint32_t generation; /* retire: the generation; access: 0 */
+        /* Store-wide kinds: group is "" and target the protector's name ("" for purge); spec is
+         * protector-add's "file", "pkcs11 URI" or "tpm2 PCR,PCR" ("tpm2" without PCRs). */
+        char target[STORE_PROTECTOR_NAME_MAX + 1];
+        char spec[ACCESS_SPEC_MAX + 1];
         uid_t requester;
         char justification[ACCESS_JUSTIFICATION_MAX + 1];
         uint64_t duration_usec; /* access: how long the grant lasts; retire: 0 */
@@ -82,7 +92,7 @@ typedef struct AccessRequest {
         AccessApproval approvals[STORE_APPROVAL_LEVELS_MAX]; /* approvals[i] approved levels[i] */
         size_t n_approvals;
         AccessState state;
-        uint64_t granted_usec, expires_usec; /* access, once granted */
+        uint64_t granted_usec, expires_usec; /* access, once granted; purge: approved, and when it runs */
         uint64_t closed_usec;                /* when it left pending/granted; 0 while open */
         uid_t closed_by;                     /* who denied, cancelled or revoked; 0 for dkmd itself */
         char reason[ACCESS_JUSTIFICATION_MAX + 1]; /* a denial's reason, or why it failed */
@@ -112,6 +122,16 @@ int access_request_init(AccessRequest *ret, AccessKind kind, const char *group, 
                         uid_t requester, const char *justification, uint64_t duration_usec,
                         const StoreGroupPolicy *policy, uint64_t now_usec) _warn_unused_result_;
 
+/* The same for the store-wide kinds, approved at the levels of the store policy. target: a valid
+ * protector name for the protector kinds, "" for purge (-EINVAL otherwise); spec: for
+ * protector-add only, non-empty printable text up to ACCESS_SPEC_MAX bytes (-EINVAL).
+ * -ACCESS_ERRNO_NO_APPROVERS if policy has no level; justification as above. Deadline: created +
+ * STORE_REQUEST_TIMEOUT_DEFAULT_USEC. */
+int access_request_init_store(AccessRequest *ret, AccessKind kind, const char *target, const char *spec,
+                              uid_t requester, const char *justification, const StorePolicy *policy,
+                              uint64_t now_usec) _warn_unused_result_;
+bool access_kind_is_store_wide(AccessKind k);
+
 /* May c approve r now? Returns the level (0-based) its approval would fill, or: -ACCESS_ERRNO_
  * REQUEST_EXPIRED (pending but now >= deadline, or state expired), -ACCESS_ERRNO_REQUEST_CLOSED
  * (any other state but pending), -ACCESS_ERRNO_SELF_APPROVAL (c is the requester),
@@ -132,6 +152,8 @@ int access_approve(AccessRequest *r, const AccessCaller *c, uint64_t now_usec);
 int access_check_deny(const AccessRequest *r, const AccessCaller *c, const char *reason, uint64_t now_usec)
         _warn_unused_result_;
 int access_check_cancel(const AccessRequest *r, const AccessCaller *c, uint64_t now_usec) _warn_unused_result_;
+/* A scheduled purge may be cancelled until it runs by the requester or a member of any level's
+ * group (-EACCES otherwise; dkmd also lets its admins); any other state as access_check_cancel(). */
 int access_check_revoke(const AccessRequest *r, const AccessCaller *c) _warn_unused_result_;
 
 /* State changes (no checks): granted at now for duration; closed in state s by uid with reason
@@ -139,10 +161,12 @@ int access_check_revoke(const AccessRequest *r, const AccessCaller *c) _warn_unu
  * character boundary, control characters and bytes that are not UTF-8 replaced by '?' (a failure's
  * reason may come from anywhere). */
 void access_grant(AccessRequest *r, uint64_t now_usec);
+/* A fully approved purge: scheduled at now + delay. */
+void access_schedule(AccessRequest *r, uint64_t now_usec, uint64_t delay_usec);
 void access_close(AccessRequest *r, AccessState s, uid_t by, const char *reason, uint64_t now_usec);
 
 /* When dkmd must next look at r: pending -> deadline_usec (then it expires), granted ->
- * expires_usec (then it ended); 0 for closed requests. */
+ * expires_usec (then it ended), scheduled -> expires_usec (then it runs); 0 for closed requests. */
 uint64_t access_request_next_usec(const AccessRequest *r);
 
 /* ---- files: <dir>/<id>.request, kvfile format with a checksum line, 0600 ---- */
@@ -163,11 +187,13 @@ int access_request_load_all(int dirfd, AccessRequest **ret, size_t *ret_n, char 
  * match expected_id unless it is 0. Parse: -EBADMSG (error gets "line N: what", or "what" for the
  * whole file; error may be NULL), -EPROTONOSUPPORT for a newer file format, -ENOMEM; *ret is
  * written only on success. Format: -EINVAL as access_request_save(). The file:
- *     format=1
+ *     format=2
  *     id=7
- *     kind=access                       access | retire
- *     group=mail-creds
+ *     kind=access                       access | retire | protector-add | protector-remove | purge
+ *     group=mail-creds                  empty for the store-wide kinds
  *     generation=0                      retire: the generation
+ *     target=                           protector kinds: the protector (not in format 1 files)
+ *     spec=                             protector-add: kvbuf_put_escaped() (not in format 1 files)
  *     requester=1000
  *     justification=INC-4711            kvbuf_put_escaped()
  *     duration-usec=900000000

@@ -68,6 +68,24 @@ static const char *error_name(int r) {
         case ENOEXEC:
         case ECHILD:
                 return BUS_ERROR_LOAD_FAILED;
+        case MANAGER_ERRNO_WITHDRAWN:
+                return BUS_ERROR_CUSTOMER_KEY_WITHDRAWN;
+        case MANAGER_ERRNO_PURGE_SCHEDULED:
+                return BUS_ERROR_PURGE_SCHEDULED;
+        case MANAGER_ERRNO_PURGED:
+                return BUS_ERROR_PURGED;
+        case MANAGER_ERRNO_LAST_PROTECTOR:
+                return BUS_ERROR_LAST_PROTECTOR;
+        case MANAGER_ERRNO_NO_SUCH_PROTECTOR:
+                return BUS_ERROR_NO_SUCH_PROTECTOR;
+        case MANAGER_ERRNO_PROTECTOR_EXISTS:
+                return BUS_ERROR_PROTECTOR_EXISTS;
+        case MANAGER_ERRNO_PROTECTOR_UNAVAILABLE:
+                return BUS_ERROR_PROTECTOR_UNAVAILABLE;
+        case MANAGER_ERRNO_PIN_REFUSED:
+                return BUS_ERROR_PIN_REFUSED;
+        case MANAGER_ERRNO_PCR_MISMATCH:
+                return BUS_ERROR_PCR_MISMATCH;
         default:
                 return BUS_ERROR_STORE_ERROR;
         }
@@ -125,6 +143,25 @@ static const char *reason(int r) {
                 return "dkm-keyring-helper refused to load the group (see dkmd's log)";
         case ENOEXEC:
                 return "dkm-keyring-helper could not be run";
+        case MANAGER_ERRNO_WITHDRAWN:
+                return "no protector opens the root key any more (the customer key was withdrawn): no key is "
+                       "served until it comes back";
+        case MANAGER_ERRNO_PURGE_SCHEDULED:
+                return "a purge is scheduled: no key is served unless it is cancelled";
+        case MANAGER_ERRNO_PURGED:
+                return "the store was purged: every key is destroyed";
+        case MANAGER_ERRNO_LAST_PROTECTOR:
+                return "it is the last protector that can open the store; add another first";
+        case MANAGER_ERRNO_NO_SUCH_PROTECTOR:
+                return "no such protector";
+        case MANAGER_ERRNO_PROTECTOR_EXISTS:
+                return "a protector of that name exists";
+        case MANAGER_ERRNO_PROTECTOR_UNAVAILABLE:
+                return "the protector's device or key cannot be used now (see dkmd's log)";
+        case MANAGER_ERRNO_PIN_REFUSED:
+                return "the token refused dkmd's PIN (DKM_PKCS11_PIN_FILE in its unit)";
+        case MANAGER_ERRNO_PCR_MISMATCH:
+                return "the TPM's PCRs no longer match the protector's policy";
         default:
                 return strerror(-r);
         }

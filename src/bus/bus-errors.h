@@ -28,6 +28,15 @@
 #define BUS_ERROR_NOT_APPROVER "org.dkm.KeyManager1.Error.NotApprover"
 #define BUS_ERROR_REQUEST_EXPIRED "org.dkm.KeyManager1.Error.RequestExpired"
 #define BUS_ERROR_AUDIT_FAILED "org.dkm.KeyManager1.Error.AuditFailed"
+#define BUS_ERROR_CUSTOMER_KEY_WITHDRAWN "org.dkm.KeyManager1.Error.CustomerKeyWithdrawn"
+#define BUS_ERROR_PURGE_SCHEDULED "org.dkm.KeyManager1.Error.PurgeScheduled"
+#define BUS_ERROR_PURGED "org.dkm.KeyManager1.Error.Purged"
+#define BUS_ERROR_LAST_PROTECTOR "org.dkm.KeyManager1.Error.LastProtector"
+#define BUS_ERROR_NO_SUCH_PROTECTOR "org.dkm.KeyManager1.Error.NoSuchProtector"
+#define BUS_ERROR_PROTECTOR_EXISTS "org.dkm.KeyManager1.Error.ProtectorExists"
+#define BUS_ERROR_PROTECTOR_UNAVAILABLE "org.dkm.KeyManager1.Error.ProtectorUnavailable"
+#define BUS_ERROR_PIN_REFUSED "org.dkm.KeyManager1.Error.PinRefused"
+#define BUS_ERROR_PCR_MISMATCH "org.dkm.KeyManager1.Error.PcrMismatch"
 
 /* Internal codes for refusals that have no natural errno (more in manager.h). Chosen from codes
  * the store, loader and sd-bus never return for other reasons, so the mapping stays unambiguous. */

@@ -183,7 +183,14 @@ void bus_emit_group_added(sd_bus *bus, const StoreGroup *g) {
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("StoreUnlocked", "b", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("StoreUnlocked", "b", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("StoreState", "s", bus_store_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("StoreStateDetail", "s", bus_store_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("NextCheckUSec", "t", bus_store_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("PurgeAtUSec", "t", bus_store_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* Written by dkm-store only (root on the host), so not announced: read it when needed. */
+        SD_BUS_PROPERTY("StoreApprovalGroups", "as", bus_store_property_get, 0, 0),
+        SD_BUS_PROPERTY("PurgeDelayUSec", "t", bus_store_property_get, 0, 0),
         SD_BUS_METHOD_WITH_NAMES("CreateGroup", "sua{sv}", SD_BUS_PARAM(name) SD_BUS_PARAM(gid) SD_BUS_PARAM(options),
                                  "o", SD_BUS_PARAM(group), method_create_group, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("ListGroups", NULL, , "a(so)", SD_BUS_PARAM(groups), method_list_groups,
@@ -199,6 +206,18 @@ static const sd_bus_vtable manager_vtable[] = {
                                  bus_method_list_requests, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("GetRequest", "t", SD_BUS_PARAM(id), "o", SD_BUS_PARAM(request),
                                  bus_method_get_request, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListProtectors", NULL, , "a(ssss)", SD_BUS_PARAM(protectors),
+                                 bus_method_list_protectors, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("CheckProtectors", NULL, , "a(ssss)", SD_BUS_PARAM(protectors),
+                                 bus_method_check_protectors, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("AddProtector", "ssa{sv}s",
+                                 SD_BUS_PARAM(name) SD_BUS_PARAM(type) SD_BUS_PARAM(options)
+                                         SD_BUS_PARAM(justification),
+                                 "o", SD_BUS_PARAM(request), bus_method_add_protector, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("RemoveProtector", "ss", SD_BUS_PARAM(name) SD_BUS_PARAM(justification), "o",
+                                 SD_BUS_PARAM(request), bus_method_remove_protector, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Purge", "s", SD_BUS_PARAM(justification), "o", SD_BUS_PARAM(request),
+                                 bus_method_purge, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

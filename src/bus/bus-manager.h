@@ -86,3 +86,13 @@ extern const sd_bus_vtable bus_group_vtable[];
 int bus_group_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                    sd_bus_error *error);
 int bus_group_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***ret, sd_bus_error *error);
+
+/* Manager methods and properties of the root key's protectors and purge (bus-protector.c). */
+int bus_method_list_protectors(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_check_protectors(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_add_protector(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_remove_protector(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_purge(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_store_property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
+                           sd_bus_message *reply, void *userdata, sd_bus_error *error);
+void bus_emit_store_state_changed(sd_bus *bus);

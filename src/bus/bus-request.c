@@ -114,7 +114,7 @@ static int action_deny(BusCall *call, AccessRequest *q, sd_bus_message *msg) {
 }
 
 static int action_cancel(BusCall *call, AccessRequest *q, sd_bus_message *msg) {
-        return manager_request_cancel(call->m->manager, q->id);
+        return manager_request_cancel(call->m->manager, q->id, bus_call_is_admin(call));
 }
 
 static int action_revoke(BusCall *call, AccessRequest *q, sd_bus_message *msg) {
@@ -140,8 +140,9 @@ static int run_action(sd_bus_message *msg, void *userdata, sd_bus_error *error, 
         /* Not the admin check: say who may. */
         if (r == -EACCES)
                 return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED,
-                                         "%s of request %llu: only the requester may cancel a request; the "
-                                         "requester, its approvers or an admin may revoke a grant",
+                                         "%s of request %llu: only the requester may cancel a pending request; "
+                                         "the requester, its approvers or an admin may revoke a grant or cancel "
+                                         "a scheduled purge",
                                          method, (unsigned long long) q->id);
         if (r < 0)
                 return bus_error_errno(error, r, "%s of request %llu", method, (unsigned long long) q->id);
@@ -191,6 +192,10 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                 return sd_bus_message_append(reply, "s", access_kind_to_string(q->kind));
         if (strcmp(property, "Group") == 0)
                 return sd_bus_message_append(reply, "s", q->group);
+        if (strcmp(property, "Target") == 0)
+                return sd_bus_message_append(reply, "s", q->target);
+        if (strcmp(property, "Spec") == 0)
+                return sd_bus_message_append(reply, "s", q->spec);
         if (strcmp(property, "Generation") == 0)
                 return sd_bus_message_append(reply, "u", q->generation);
         if (strcmp(property, "Requester") == 0)
@@ -271,6 +276,8 @@ const sd_bus_vtable bus_request_vtable[] = {
         PROPERTY("Id", "t", CONST),
         PROPERTY("Kind", "s", CONST),
         PROPERTY("Group", "s", CONST),
+        PROPERTY("Target", "s", CONST),
+        PROPERTY("Spec", "s", CONST),
         PROPERTY("Generation", "u", CONST),
         PROPERTY("Requester", "u", CONST),
         PROPERTY("Justification", "s", CONST),

@@ -38,6 +38,15 @@ static const struct {
         { "request-done", "cad8961789f34a3b862f9b0047adb71d", LOG_WARNING },
         { "request-failed", "d5bacbfe32674aedb81cf103db5b11ff", LOG_ERR },
         { "refused-call", "6d1eaefe38e54a13b5cfefaad3c9a387", LOG_WARNING },
+        { "protector-add", "69e9247fce12a3f98eede703e645ee60", LOG_WARNING },
+        { "protector-remove", "549b7170c2b8aeb67e08971661799904", LOG_WARNING },
+        { "protector-check", "c6cafbfa2679df8180626f228e0e5336", LOG_INFO },
+        { "store-unlock", "fe6e270346856230aa94856ab0726486", LOG_NOTICE },
+        { "store-restored", "a6e77c5c2b62c546fc78f3069e4366fb", LOG_WARNING },
+        { "store-withdrawn", "24aa52ddac4a3ab9408b81591e200858", LOG_CRIT },
+        { "purge-scheduled", "73f90bd84cef6e5a0121ebdf145b2be1", LOG_CRIT },
+        { "purge-cancel", "87dd69f6b7a62794d29cf5df1f9d89d0", LOG_WARNING },
+        { "purge", "04d9ce21d84e259d77f71082b859e823", LOG_CRIT },
 };
 
 const char *dkmd_audit_message_id(const char *event) {

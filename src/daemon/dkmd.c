@@ -20,6 +20,7 @@
 #include "group-dropin.h"
 #include "manager.h"
 #include "macro.h"
+#include "parse.h"
 #include "store.h"
 
 #define log_error(fmt, ...) fprintf(stderr, "dkmd: " fmt "\n", ##__VA_ARGS__)
@@ -46,6 +47,7 @@ static struct {
         bool user_bus;
         const char *admin_group;
         char **groups_dirs; /* groups.d drop-in directories, highest priority first */
+        uint64_t check_interval_usec; /* 0: MANAGER_CHECK_INTERVAL_DEFAULT_USEC */
 } arg;
 
 static void context_done(Context *c) {
@@ -54,6 +56,7 @@ static void context_done(Context *c) {
         c->schedule = sd_event_source_unref(c->schedule);
         c->event = sd_event_unref(c->event);
         manager_requests_close(&c->manager);
+        manager_store_done(&c->manager);
         c->audit = audit_free(c->audit); /* a clean stop closed it already, with a checkpoint */
         c->store = store_free(c->store);
 }
@@ -66,6 +69,9 @@ static void help(void) {
                "  --admin-group=NAME     members of this group may create groups and roll over\n"
                "                         (default: root only)\n"
                "  --audit-dir=DIR        the audit log (default: STATE-DIR/audit)\n"
+               "  --protector-check-interval=TIME\n"
+               "                         how often the HSM/TPM protectors are checked, and the\n"
+               "                         longest wait between retries while they are away (default 1min)\n"
                "  --help, --version\n"
                "\nKey groups declared in groups.d drop-ins ($DKM_GROUPS_DIRS, else %s)\n"
                "are applied at start, on SIGHUP and on Reload(). Scheduled rollovers run on\n"
@@ -75,7 +81,7 @@ static void help(void) {
 
 /* Returns 1 to run, 0 to exit successfully, < 0 on a usage error (already reported). */
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_STATE_DIR = 0x100, ARG_BUS, ARG_ADMIN_GROUP, ARG_AUDIT_DIR, ARG_VERSION };
+        enum { ARG_STATE_DIR = 0x100, ARG_BUS, ARG_ADMIN_GROUP, ARG_AUDIT_DIR, ARG_CHECK_INTERVAL, ARG_VERSION };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -83,6 +89,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "bus", required_argument, NULL, ARG_BUS },
                 { "admin-group", required_argument, NULL, ARG_ADMIN_GROUP },
                 { "audit-dir", required_argument, NULL, ARG_AUDIT_DIR },
+                { "protector-check-interval", required_argument, NULL, ARG_CHECK_INTERVAL },
                 {},
         };
         int c;
@@ -117,6 +124,13 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_AUDIT_DIR:
                         arg.audit_dir = optarg;
                         break;
+                case ARG_CHECK_INTERVAL:
+                        if (parse_duration_usec(optarg, &arg.check_interval_usec) < 0 ||
+                            arg.check_interval_usec < 1000000U) {
+                                log_error("--protector-check-interval= takes a time of 1s or more, not '%s'.", optarg);
+                                return -EINVAL;
+                        }
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -135,14 +149,10 @@ static int context_open_store(Context *c) {
                 log_error("cannot open the store: %s", store_last_error(NULL) ?: strerror(-r));
                 return r;
         }
-        /* Only file protectors can be used unattended. A store that needs a passphrase still
-         * serves its metadata; mutations answer StoreLocked until unlocking exists on the bus. */
-        r = store_unlock(c->store, NULL);
-        if (r < 0)
-                log_info("store %s stays locked (%s): read-only until unlocked", arg.state_dir, strerror(-r));
-        else
-                log_info("store %s unlocked", arg.state_dir);
+        /* Unlocked in context_start(), by manager_store_start(): its protectors are checked
+         * there, once the requests (a scheduled purge) are known. */
         c->manager.store = c->store;
+        c->manager.protectors.check_interval_usec = arg.check_interval_usec;
         return 0;
 }
 
@@ -236,6 +246,36 @@ static void on_request_changed(void *userdata, const AccessRequest *r, bool adde
         context_reschedule(c);
 }
 
+static int context_reload(void *userdata, char ***ret_problems);
+
+/* Keys can be served again (a token came back, a purge was cancelled): as at start. */
+static void load_everything(Context *c) {
+        _cleanup_strv_free_ char **problems = NULL;
+        unsigned failed = 0;
+        int r;
+
+        r = context_reload(c, &problems);
+        if (r < 0)
+                log_error("applying the drop-ins failed: %s", strerror(-r));
+        r = manager_load_all(&c->manager, &failed);
+        if (r < 0)
+                log_error("cannot list the groups to load: %s", strerror(-r));
+        else if (failed > 0)
+                log_error("%u group(s) could not be loaded into the kernel; see above", failed);
+}
+
+static void on_store_state_changed(void *userdata, int old_state) {
+        Context *c = userdata;
+        ManagerStoreState now = c->manager.protectors.state;
+
+        if (c->bus)
+                bus_emit_store_state_changed(c->bus);
+        if (now == MANAGER_STORE_UNLOCKED && old_state != MANAGER_STORE_UNLOCKED && old_state != MANAGER_STORE_DEGRADED &&
+            c->schedule) /* not at start: context_start() loads */
+                load_everything(c);
+        context_reschedule(c);
+}
+
 static int context_reload(void *userdata, char ***ret_problems) {
         Context *c = userdata;
 
@@ -257,8 +297,6 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 /* Make the kernel match the store (after a crash or reboot, or a change by dkm-store while
  * dkmd was down), then start the schedule. */
 static int context_start(Context *c) {
-        _cleanup_strv_free_ char **problems = NULL;
-        unsigned failed = 0;
         int r;
 
         c->manager.events = (ManagerEvents) {
@@ -266,6 +304,7 @@ static int context_start(Context *c) {
                 .generation_changed = on_generation_changed,
                 .policy_changed = on_policy_changed,
                 .request_changed = on_request_changed,
+                .store_state_changed = on_store_state_changed,
                 .audit = on_audit,
                 .userdata = c,
         };
@@ -276,20 +315,22 @@ static int context_start(Context *c) {
         c->bus_manager.manager = &c->manager;
         c->bus_manager.reload = context_reload;
         c->bus_manager.reload_userdata = c;
-        if (store_is_unlocked(c->store)) {
-                r = context_reload(c, &problems);
-                if (r < 0)
-                        log_error("applying the drop-ins failed: %s", strerror(-r));
-                r = manager_load_all(&c->manager, &failed);
-                if (r < 0)
-                        log_error("cannot list the groups to load: %s", strerror(-r));
-                else if (failed > 0)
-                        log_error("%u group(s) could not be loaded into the kernel; see above", failed);
-        }
+        /* An HSM that is away does not stop dkmd: what is in the kernel keeps serving, and the
+         * schedule retries the protectors with backoff. */
+        r = manager_store_start(&c->manager);
+        if (r < 0)
+                log_error("cannot check the store's protectors: %s", strerror(-r));
+        if (store_is_unlocked(c->store) && manager_store_usable(&c->manager) == 0) {
+                log_info("store %s unlocked", arg.state_dir);
+                load_everything(c);
+        } else
+                log_info("store %s is %s%s%s: serving what the kernel holds", arg.state_dir,
+                         manager_store_state_to_string(c->manager.protectors.state),
+                         c->manager.protectors.detail[0] ? ": " : "", c->manager.protectors.detail);
         r = sd_event_add_time(c->event, &c->schedule, CLOCK_REALTIME, 1, TIMER_ACCURACY_USEC, on_schedule, c);
         if (r < 0)
                 return r;
-        return sd_event_source_set_enabled(c->schedule, store_is_unlocked(c->store) ? SD_EVENT_ONESHOT : SD_EVENT_OFF);
+        return sd_event_source_set_enabled(c->schedule, SD_EVENT_ONESHOT);
 }
 
 static int context_resolve_admin_group(Context *c) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* dkmctl's break-glass verbs: request access to a group's keys, list and show requests, approve, deny, cancel, revoke.
- */
+/* dkmctl's break-glass verbs: request access to a group's keys, list and show requests (of every kind: access,
+ * retire, protector-add, protector-remove, purge), approve, deny, cancel, revoke. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +18,7 @@ static int fail_oom(void) {
         return fail_local(EXIT_FAILURE, "out of memory.");
 }
 
-static int parse_request_id(const char *s, uint64_t *ret) {
+int parse_request_id(const char *s, uint64_t *ret) {
         /* 0 and ids dkmd does not have are dkmd's to refuse (NoSuchRequest). */
         if (parse_uint64(s, UINT64_MAX, ret) < 0)
                 return fail_local(EXIT_USAGE, "'%s' is not a request id.", s);
@@ -38,9 +38,20 @@ static void json_user(JsonWriter *w, const char *key, uint32_t uid) {
         json_field_string(w, key, lookup_user(uid, name) ? name : NULL);
 }
 
+static bool is_protector_kind(const CtlRequest *q) {
+        return strncmp(q->kind, "protector-", 10) == 0;
+}
+
+/* What the request is about: its key group, else its target (a protector), else "" (purge: the store). */
+static const char *request_object(const CtlRequest *q) {
+        if (q->group && q->group[0])
+                return q->group;
+        return q->target ?: "";
+}
+
 /* The JSON shape of a request (docs/DKMCTL.md): the D-Bus properties in snake_case, user names
  * beside uids, 0 for "none" as null. full: every property (show), else ListRequests' fields. */
-static void json_request(JsonWriter *w, const CtlRequest *q, bool full) {
+void json_request(JsonWriter *w, const CtlRequest *q, bool full) {
         json_object_begin(w);
         json_field_uint(w, "id", q->id);
         json_field_string(w, "path", q->path);
@@ -52,6 +63,7 @@ static void json_request(JsonWriter *w, const CtlRequest *q, bool full) {
         json_field_string(w, "justification", q->justification ?: "");
         json_field_uint_or_null(w, "expires_usec", q->expires_usec);
         if (full) {
+                json_field_string(w, "target", q->target ?: "");
                 json_field_uint_or_null(w, "generation", q->generation);
                 json_field_uint(w, "duration_usec", q->duration_usec);
                 json_field_uint_or_null(w, "created_usec", q->created_usec);
@@ -80,7 +92,7 @@ static void json_request(JsonWriter *w, const CtlRequest *q, bool full) {
         json_object_end(w);
 }
 
-static void json_print_request(const CtlRequest *q) {
+void json_print_request(const CtlRequest *q) {
         JsonWriter w;
 
         json_init(&w, stdout);
@@ -101,7 +113,7 @@ static const char *level_group(const CtlRequest *q, size_t level) {
 }
 
 /* What a request waits for, or what it came to, in a few words. */
-static void format_outcome(const CtlRequest *q, char *buf, size_t size) {
+void format_request_outcome(const CtlRequest *q, char *buf, size_t size) {
         char when[FORMAT_MAX], left[FORMAT_MAX];
         size_t levels = strv_length(q->approval_groups);
         uint64_t now = now_realtime_usec();
@@ -113,8 +125,19 @@ static void format_outcome(const CtlRequest *q, char *buf, size_t size) {
         else if (strcmp(q->state, "granted") == 0)
                 snprintf(buf, size, "granted until %s (%s)", format_time_local(q->expires_usec, when),
                          format_time_left(q->expires_usec, now, left));
-        else if (strcmp(q->state, "done") == 0)
+        else if (strcmp(q->state, "scheduled") == 0)
+                snprintf(buf, size,
+                         "scheduled: the store is purged at %s (%s) unless it is cancelled (dkmctl purge cancel %llu)",
+                         format_time_local(q->expires_usec, when), format_time_left(q->expires_usec, now, left),
+                         (unsigned long long) q->id);
+        else if (strcmp(q->state, "done") == 0 && strcmp(q->kind, "retire") == 0)
                 snprintf(buf, size, "done: generation %u of %s is retired", (unsigned) q->generation, q->group);
+        else if (strcmp(q->state, "done") == 0 && strcmp(q->kind, "protector-add") == 0)
+                snprintf(buf, size, "done: protector %s is added", q->target ?: "");
+        else if (strcmp(q->state, "done") == 0 && strcmp(q->kind, "protector-remove") == 0)
+                snprintf(buf, size, "done: protector %s is removed", q->target ?: "");
+        else if (strcmp(q->state, "done") == 0 && strcmp(q->kind, "purge") == 0)
+                snprintf(buf, size, "done: the store is purged; nothing in it can be decrypted any more");
         else
                 snprintf(buf, size, "%s", q->state);
 }
@@ -147,7 +170,7 @@ int verb_access_request(char **args) {
                 return 0;
         }
         format_duration_usec(q.duration_usec, duration, sizeof(duration));
-        format_outcome(&q, outcome, sizeof(outcome));
+        format_request_outcome(&q, outcome, sizeof(outcome));
         printf("Request %llu: access to %s for %s, %s.\n", (unsigned long long) q.id, q.group, duration, outcome);
         printf("Object path: %s\n", q.path);
         return 0;
@@ -198,7 +221,7 @@ int verb_access_list(char **args) {
                 if (r >= 0)
                         r = table_add(t, q->kind);
                 if (r >= 0)
-                        r = table_add(t, q->group);
+                        r = table_add(t, q->group[0] ? q->group : "-"); /* a store-wide kind */
                 if (r >= 0)
                         r = table_add(t, format_user(q->requester, buf));
                 if (r >= 0)
@@ -260,7 +283,12 @@ static int print_request(const CtlRequest *q) {
                 return fail_oom();
         printf("Id:              %llu\n", (unsigned long long) q->id);
         printf("Kind:            %s\n", q->kind);
-        printf("Group:           %s\n", q->group);
+        if (q->group[0])
+                printf("Group:           %s\n", q->group);
+        if (q->target && q->target[0])
+                printf("%s%s\n", is_protector_kind(q) ? "Protector:       " : "Target:          ", q->target);
+        else if (!q->group[0])
+                printf("Scope:           the whole store\n");
         if (strcmp(q->kind, "retire") == 0)
                 printf("Generation:      %u\n", (unsigned) q->generation);
         printf("Requester:       %s (%u)\n", format_user(q->requester, buf), (unsigned) q->requester);
@@ -277,8 +305,17 @@ static int print_request(const CtlRequest *q) {
         else
                 printf("Deadline:        %s\n", format_time_local(q->deadline_usec, when));
         if (q->granted_usec)
-                printf("Granted:         %s\n", format_time_local(q->granted_usec, when));
-        if (q->expires_usec && strcmp(q->state, "granted") == 0)
+                printf("%s%s\n", strcmp(q->kind, "access") == 0 ? "Granted:         " : "Approved:        ",
+                       format_time_local(q->granted_usec, when));
+        if (q->expires_usec && strcmp(q->kind, "purge") == 0) {
+                /* A purge's ExpiresUSec is when it destroys the keys: its approval plus the purge delay. */
+                if (strcmp(q->state, "scheduled") == 0)
+                        printf("Purges at:       %s (%s)\n", format_time_local(q->expires_usec, when),
+                               format_time_left(q->expires_usec, now, left));
+                else
+                        printf("%s%s\n", strcmp(q->state, "done") == 0 ? "Purged at:       " : "Purge was due:   ",
+                               format_time_local(q->expires_usec, when));
+        } else if (q->expires_usec && strcmp(q->state, "granted") == 0)
                 printf("Expires:         %s (%s)\n", format_time_local(q->expires_usec, when),
                        format_time_left(q->expires_usec, now, left));
         else if (q->expires_usec)
@@ -383,9 +420,9 @@ static int request_step(char **args, RequestAction action) {
                 json_print_request(&q);
                 return 0;
         }
-        format_outcome(&q, outcome, sizeof(outcome));
-        printf("%s request %llu (%s %s, asked by %s): %s.\n", done[action], (unsigned long long) id, q.kind, q.group,
-               format_user(q.requester, requester), outcome);
+        format_request_outcome(&q, outcome, sizeof(outcome));
+        printf("%s request %llu (%s%s%s, asked by %s): %s.\n", done[action], (unsigned long long) id, q.kind,
+               request_object(&q)[0] ? " " : "", request_object(&q), format_user(q.requester, requester), outcome);
         return 0;
 }
 

@@ -45,6 +45,7 @@ void ctl_request_done(CtlRequest *r) {
         free(r->path);
         free(r->kind);
         free(r->group);
+        free(r->target);
         free(r->justification);
         strv_free(r->approval_groups);
         free(r->approvals);
@@ -57,6 +58,24 @@ void ctl_requests_free(CtlRequest *requests, size_t n) {
         for (size_t i = 0; requests && i < n; i++)
                 ctl_request_done(&requests[i]);
         free(requests);
+}
+
+void ctl_manager_done(CtlManager *m) {
+        free(m->version);
+        free(m->store_state);
+        free(m->store_state_detail);
+        strv_free(m->approval_groups);
+        *m = (CtlManager){};
+}
+
+void ctl_protectors_free(CtlProtector *protectors, size_t n) {
+        for (size_t i = 0; protectors && i < n; i++) {
+                free(protectors[i].name);
+                free(protectors[i].type);
+                free(protectors[i].health);
+                free(protectors[i].detail);
+        }
+        free(protectors);
 }
 
 /* Errors that mean dkmd is not there to answer, rather than that it refused. */
@@ -146,44 +165,6 @@ static int strdup_to(const char *s, char **ret) {
         return 0;
 }
 
-int ctl_manager_get(CtlBus *b, char **ret_version, bool *ret_unlocked, CtlError *e) {
-        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_free_ char *version = NULL;
-        int unlocked = -1, r;
-
-        r = sd_bus_call_method(b->bus, SVC, MGR_PATH, PROPERTIES_IFACE, "GetAll", &be, &reply, "s", MGR_IFACE);
-        if (r < 0)
-                return fail(e, r, &be, NULL);
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
-                const char *key, *s;
-
-                r = sd_bus_message_read(reply, "s", &key);
-                if (r < 0)
-                        break;
-                if (strcmp(key, "Version") == 0) {
-                        r = sd_bus_message_read(reply, "v", "s", &s);
-                        if (r >= 0)
-                                r = strdup_to(s, &version);
-                } else if (strcmp(key, "StoreUnlocked") == 0)
-                        r = sd_bus_message_read(reply, "v", "b", &unlocked);
-                else
-                        r = sd_bus_message_skip(reply, "v");
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(reply);
-        }
-        if (r >= 0)
-                r = sd_bus_message_exit_container(reply);
-        if (r >= 0 && (!version || unlocked < 0))
-                r = -EBADMSG;
-        if (r < 0)
-                return fail_reply(e, r, "GetAll(" MGR_IFACE ")");
-        *ret_version = TAKE_PTR(version);
-        *ret_unlocked = unlocked;
-        return 0;
-}
-
 /* A variant holding an "as", into a NULL-terminated list (empty, never NULL). */
 static int read_strv_variant(sd_bus_message *m, char ***ret) {
         char **l = NULL;
@@ -259,6 +240,67 @@ static int read_properties(sd_bus_message *reply, PropertyReader read, void *use
         if (r >= 0)
                 r = sd_bus_message_exit_container(reply);
         return r;
+}
+
+/* The manager's GetAll being read: StoreUnlocked is a bool, so whether it came is kept aside. */
+typedef struct ManagerReading {
+        CtlManager m;
+        bool has_unlocked;
+} ManagerReading;
+
+/* Unknown properties are skipped; those an older dkmd lacks stay absent (NULL, 0). */
+static int read_manager_property(sd_bus_message *msg, const char *key, void *userdata) {
+        ManagerReading *mr = userdata;
+        CtlManager *m = &mr->m;
+        const char *s;
+        int b, r;
+
+        if (strcmp(key, "Version") == 0 || strcmp(key, "StoreState") == 0 || strcmp(key, "StoreStateDetail") == 0) {
+                r = sd_bus_message_read(msg, "v", "s", &s);
+                if (r < 0)
+                        return r;
+                if (strcmp(key, "Version") == 0)
+                        return strdup_to(s, &m->version);
+                return strdup_to(s, strcmp(key, "StoreState") == 0 ? &m->store_state : &m->store_state_detail);
+        }
+        if (strcmp(key, "StoreUnlocked") == 0) {
+                r = sd_bus_message_read(msg, "v", "b", &b);
+                m->unlocked = b;
+                mr->has_unlocked = r >= 0;
+                return r;
+        }
+        if (strcmp(key, "NextCheckUSec") == 0)
+                return sd_bus_message_read(msg, "v", "t", &m->next_check_usec);
+        if (strcmp(key, "PurgeAtUSec") == 0)
+                return sd_bus_message_read(msg, "v", "t", &m->purge_at_usec);
+        if (strcmp(key, "PurgeDelayUSec") == 0) {
+                r = sd_bus_message_read(msg, "v", "t", &m->purge_delay_usec);
+                m->has_purge_delay = r >= 0;
+                return r;
+        }
+        if (strcmp(key, "StoreApprovalGroups") == 0)
+                return read_strv_variant(msg, &m->approval_groups);
+        return sd_bus_message_skip(msg, "v"); /* a property added later */
+}
+
+int ctl_manager_get(CtlBus *b, CtlManager *ret, CtlError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        ManagerReading mr = {};
+        int r;
+
+        r = sd_bus_call_method(b->bus, SVC, MGR_PATH, PROPERTIES_IFACE, "GetAll", &be, &reply, "s", MGR_IFACE);
+        if (r < 0)
+                return fail(e, r, &be, NULL);
+        r = read_properties(reply, read_manager_property, &mr);
+        if (r >= 0 && (!mr.m.version || !mr.has_unlocked))
+                r = -EBADMSG;
+        if (r < 0) {
+                ctl_manager_done(&mr.m);
+                return fail_reply(e, r, "GetAll(" MGR_IFACE ")");
+        }
+        *ret = mr.m;
+        return 0;
 }
 
 static int read_group_property(sd_bus_message *m, const char *key, void *userdata) {
@@ -637,6 +679,7 @@ static int read_request_property(sd_bus_message *m, const char *key, void *userd
         } strings[] = {
                 { "Kind", offsetof(CtlRequest, kind) },
                 { "Group", offsetof(CtlRequest, group) },
+                { "Target", offsetof(CtlRequest, target) },
                 { "Justification", offsetof(CtlRequest, justification) },
                 { "State", offsetof(CtlRequest, state) },
                 { "Reason", offsetof(CtlRequest, reason) },
@@ -747,4 +790,112 @@ int ctl_request_cancel(CtlBus *b, uint64_t id, CtlError *e) {
 
 int ctl_request_revoke(CtlBus *b, uint64_t id, CtlError *e) {
         return request_call(b, id, "Revoke", e, NULL);
+}
+
+/* ---- protectors and purge ---- */
+
+int ctl_protectors_list(CtlBus *b, bool check, CtlProtector **ret, size_t *ret_n, CtlError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *method = check ? "CheckProtectors" : "ListProtectors";
+        const char *name, *type, *health, *detail;
+        CtlProtector *list = NULL;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_call_method(b->bus, SVC, MGR_PATH, MGR_IFACE, method, &be, &reply, NULL);
+        if (r < 0)
+                return fail(e, r, &be, NULL);
+        r = sd_bus_message_enter_container(reply, 'a', "(ssss)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(ssss)", &name, &type, &health, &detail)) > 0) {
+                CtlProtector *grown = reallocarray(list, n + 1, sizeof(CtlProtector));
+
+                if (!grown) {
+                        r = -ENOMEM;
+                        break;
+                }
+                list = grown;
+                list[n++] = (CtlProtector){};
+                if (strdup_to(name, &list[n - 1].name) < 0 || strdup_to(type, &list[n - 1].type) < 0 ||
+                    strdup_to(health, &list[n - 1].health) < 0 || strdup_to(detail, &list[n - 1].detail) < 0)
+                        r = -ENOMEM;
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r < 0) {
+                ctl_protectors_free(list, n);
+                return fail_reply(e, r, method);
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
+/* AddProtector's a{sv}: "Uri" s (pkcs11), "Pcrs" au (tpm2); only what was given. */
+static int append_protector_options(sd_bus_message *m, const CtlProtectorSpec *spec) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && spec->uri)
+                r = sd_bus_message_append(m, "{sv}", "Uri", "s", spec->uri);
+        if (r >= 0 && spec->pcrs) {
+                r = sd_bus_message_open_container(m, 'e', "sv");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", "Pcrs");
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'v', "au");
+                if (r >= 0)
+                        r = sd_bus_message_append_array(m, 'u', spec->pcrs, spec->n_pcrs * sizeof(uint32_t));
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
+int ctl_protector_add(CtlBus *b, const char *name, const CtlProtectorSpec *spec, const char *justification,
+                      char **ret_request_path, CtlError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(b->bus, &m, SVC, MGR_PATH, MGR_IFACE, "AddProtector");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ss", name, spec->type);
+        if (r >= 0)
+                r = append_protector_options(m, spec);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", justification ?: "");
+        if (r < 0)
+                return fail(e, r, NULL, NULL);
+        r = sd_bus_call(b->bus, m, 0, &be, &reply);
+        if (r < 0)
+                return fail(e, r, &be, NULL);
+        return read_path_reply(reply, "AddProtector", ret_request_path, e);
+}
+
+int ctl_protector_remove(CtlBus *b, const char *name, const char *justification, char **ret_request_path, CtlError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_call_method(b->bus, SVC, MGR_PATH, MGR_IFACE, "RemoveProtector", &be, &reply, "ss", name,
+                               justification ?: "");
+        if (r < 0)
+                return fail(e, r, &be, NULL);
+        return read_path_reply(reply, "RemoveProtector", ret_request_path, e);
+}
+
+int ctl_purge(CtlBus *b, const char *justification, char **ret_request_path, CtlError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_call_method(b->bus, SVC, MGR_PATH, MGR_IFACE, "Purge", &be, &reply, "s", justification ?: "");
+        if (r < 0)
+                return fail(e, r, &be, NULL);
+        return read_path_reply(reply, "Purge", ret_request_path, e);
 }

@@ -78,8 +78,9 @@ typedef struct CtlApproval {
 typedef struct CtlRequest {
         char *path;
         uint64_t id;
-        char *kind; /* access, retire */
-        char *group;
+        char *kind;          /* access, retire, protector-add, protector-remove, purge */
+        char *group;         /* "" for the store-wide kinds (protector-add, protector-remove, purge) */
+        char *target;        /* the protector of protector-add and protector-remove; "" otherwise (or an older dkmd) */
         uint32_t generation; /* retire */
         uint32_t requester;
         char *justification;
@@ -88,13 +89,47 @@ typedef struct CtlRequest {
         CtlApproval *approvals;
         size_t n_approvals;
         char *state;
-        uint64_t granted_usec, expires_usec, closed_usec; /* 0 = not (yet) */
+        /* 0 = not (yet). expires_usec: when a grant ends, or when a scheduled purge destroys the keys */
+        uint64_t granted_usec, expires_usec, closed_usec;
         uint32_t closed_by;
         char *reason;
 } CtlRequest;
 
 void ctl_request_done(CtlRequest *r);
 void ctl_requests_free(CtlRequest *requests, size_t n);
+
+/* The manager object's properties. Those an older dkmd lacks read as absent: NULL, 0, false. */
+typedef struct CtlManager {
+        char *version;
+        bool unlocked;             /* StoreUnlocked */
+        char *store_state;         /* StoreState: unlocked, locked, waiting, withdrawn, purge-scheduled, purged */
+        char *store_state_detail;  /* StoreStateDetail: why, "" when unlocked */
+        uint64_t next_check_usec;  /* NextCheckUSec: the next automatic protector check, 0 = none */
+        uint64_t purge_at_usec;    /* PurgeAtUSec: when a scheduled purge destroys the keys, 0 = none */
+        char **approval_groups;    /* StoreApprovalGroups: the store policy's levels, in order */
+        bool has_purge_delay;      /* PurgeDelayUSec was there */
+        uint64_t purge_delay_usec; /* PurgeDelayUSec: the store policy's waiting period */
+} CtlManager;
+
+void ctl_manager_done(CtlManager *m);
+
+/* One protector of the store, as dkmd's last check found it. */
+typedef struct CtlProtector {
+        char *name;
+        char *type;   /* file, passphrase, pkcs11, tpm2, invalid */
+        char *health; /* ok, unavailable, pin-refused, pcr-mismatch, withdrawn, untested, invalid */
+        char *detail;
+} CtlProtector;
+
+void ctl_protectors_free(CtlProtector *protectors, size_t n);
+
+/* What AddProtector adds: the type and its options (NULL/0: not sent). */
+typedef struct CtlProtectorSpec {
+        const char *type;     /* file, pkcs11, tpm2 */
+        const char *uri;      /* pkcs11: "Uri" */
+        const uint32_t *pcrs; /* tpm2: "Pcrs", in the order given */
+        size_t n_pcrs;
+} CtlProtectorSpec;
 
 /* Every function returns 0 or a negative errno with *e filled (e may not be NULL). */
 int ctl_bus_open(CtlBus **ret, CtlError *e);
@@ -104,8 +139,8 @@ static inline void ctl_bus_freep(CtlBus **b) {
 }
 #define _cleanup_ctl_bus_ _cleanup_(ctl_bus_freep)
 
-/* The manager's properties Version and StoreUnlocked. */
-int ctl_manager_get(CtlBus *b, char **ret_version, bool *ret_unlocked, CtlError *e);
+/* The manager's properties; Version and StoreUnlocked must be there, the others may not. */
+int ctl_manager_get(CtlBus *b, CtlManager *ret, CtlError *e);
 /* ListGroups, then every group's properties, in the order dkmd lists them (by name). */
 int ctl_groups_get_all(CtlBus *b, CtlGroup **ret, size_t *ret_n, CtlError *e);
 /* GetGroup(name), then its properties. */
@@ -135,3 +170,12 @@ int ctl_request_approve(CtlBus *b, uint64_t id, CtlError *e);
 int ctl_request_deny(CtlBus *b, uint64_t id, const char *reason, CtlError *e);
 int ctl_request_cancel(CtlBus *b, uint64_t id, CtlError *e);
 int ctl_request_revoke(CtlBus *b, uint64_t id, CtlError *e);
+
+/* Protectors: ListProtectors (the last check's results) or CheckProtectors (probe every one now). */
+int ctl_protectors_list(CtlBus *b, bool check, CtlProtector **ret, size_t *ret_n, CtlError *e);
+/* AddProtector(name, type, options, justification), RemoveProtector(name, justification),
+ * Purge(justification): the request filed, or "/" when it was done at once (never for Purge). */
+int ctl_protector_add(CtlBus *b, const char *name, const CtlProtectorSpec *spec, const char *justification,
+                      char **ret_request_path, CtlError *e);
+int ctl_protector_remove(CtlBus *b, const char *name, const char *justification, char **ret_request_path, CtlError *e);
+int ctl_purge(CtlBus *b, const char *justification, char **ret_request_path, CtlError *e);

@@ -78,8 +78,7 @@ static const char *yes_no_humans(bool allowed) {
         return allowed ? "allowed" : "refused";
 }
 
-/* "ops, then security", or "none (break-glass is off)". */
-static char *format_levels(char **groups) {
+char *format_levels(char **groups) {
         size_t size = 64;
         char *buf;
 
@@ -161,18 +160,67 @@ static int groups_table(const GroupList *l, bool policy) {
         return 0;
 }
 
+/* What each StoreState means for the keys, after the state's name on the "Store:" line. */
+static const char *store_state_meaning(const char *state) {
+        static const struct {
+                const char *state, *meaning;
+        } meanings[] = {
+                { "locked", "no protector unlocked the root key when dkmd started; every change is refused" },
+                { "waiting", "no protector opens the root key now: a device is unavailable or refused the PIN; "
+                             "the keys already in the kernel keep working, what needs the root key is refused" },
+                { "withdrawn", "no protector opens the root key any more (the customer key was withdrawn): every "
+                               "group's keys were removed from the kernel, loads are refused" },
+                { "purge-scheduled", "a purge is approved and waits for its time: every group's keys were removed "
+                                     "from the kernel, loads are refused; cancelling it restores them" },
+                { "purged", "the store was crypto-shredded: nothing in it can be decrypted any more" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(meanings); i++)
+                if (strcmp(state, meanings[i].state) == 0)
+                        return meanings[i].meaning;
+        return NULL;
+}
+
+/* The store's lines of status: its state, why when it is not unlocked, and the next check and
+ * the purge when there are. A dkmd without StoreState says only StoreUnlocked. */
+static int print_store_state(const CtlManager *m) {
+        char when[FORMAT_MAX], left[FORMAT_MAX];
+        uint64_t now = now_realtime_usec();
+        const char *state, *meaning;
+
+        state = m->store_state ?: (m->unlocked ? "unlocked" : "locked");
+        meaning = strcmp(state, "unlocked") == 0 ? NULL : store_state_meaning(state);
+        if (meaning)
+                printf("Store:    %s (%s)\n", state, meaning);
+        else
+                printf("Store:    %s\n", state);
+        if (strcmp(state, "unlocked") != 0 && m->store_state_detail && m->store_state_detail[0]) {
+                _cleanup_free_ char *detail = escape_for_terminal(m->store_state_detail, 0);
+
+                if (!detail)
+                        return fail_oom();
+                printf("Detail:   %s\n", detail);
+        }
+        if (m->next_check_usec)
+                printf("Check:    next at %s (%s); dkmctl protector check tries now\n",
+                       format_time_local(m->next_check_usec, when), format_time_left(m->next_check_usec, now, left));
+        if (m->purge_at_usec)
+                printf("Purge:    at %s (%s), unless cancelled first (dkmctl purge status)\n",
+                       format_time_local(m->purge_at_usec, when), format_time_left(m->purge_at_usec, now, left));
+        return 0;
+}
+
 int verb_status(char **args) {
         _cleanup_ctl_bus_ CtlBus *b = NULL;
         _cleanup_(ctl_error_done) CtlError e = CTL_ERROR_NULL;
         _cleanup_(group_list_done) GroupList l = {};
-        _cleanup_free_ char *version = NULL;
-        bool unlocked = false;
+        _cleanup_(ctl_manager_done) CtlManager m = {};
         int r;
 
         r = connect_bus(&b);
         if (r != 0)
                 return r;
-        r = ctl_manager_get(b, &version, &unlocked, &e);
+        r = ctl_manager_get(b, &m, &e);
         if (r < 0)
                 return fail(r, &e);
         r = ctl_groups_get_all(b, &l.groups, &l.n, &e);
@@ -183,8 +231,13 @@ int verb_status(char **args) {
 
                 json_init(&w, stdout);
                 json_object_begin(&w);
-                json_field_string(&w, "version", version);
-                json_field_bool(&w, "store_unlocked", unlocked);
+                json_field_string(&w, "version", m.version);
+                json_field_bool(&w, "store_unlocked", m.unlocked);
+                /* null: a dkmd that does not have the property */
+                json_field_string(&w, "store_state", m.store_state);
+                json_field_string(&w, "store_state_detail", m.store_state_detail);
+                json_field_uint_or_null(&w, "next_check_usec", m.next_check_usec);
+                json_field_uint_or_null(&w, "purge_at_usec", m.purge_at_usec);
                 json_key(&w, "groups");
                 json_array_begin(&w);
                 for (size_t i = 0; i < l.n; i++)
@@ -194,10 +247,11 @@ int verb_status(char **args) {
                 json_finish(&w);
                 return 0;
         }
-        printf("Version:  dkmd %s\n", version);
-        printf("Store:    %s\n\n", unlocked ? "unlocked"
-                                            : "locked (no protector unlocked the root key when dkmd started; "
-                                              "every change is refused)");
+        printf("Version:  dkmd %s\n", m.version);
+        r = print_store_state(&m);
+        if (r != 0)
+                return r;
+        printf("\n");
         return groups_table(&l, false);
 }
 

@@ -45,6 +45,15 @@ static const struct {
         { "org.dkm.KeyManager1.Error.AlreadyMember", EXIT_REQUEST },
         { "org.dkm.KeyManager1.Error.TooManyRequests", EXIT_REQUEST },
         { "org.dkm.KeyManager1.Error.AuditFailed", EXIT_AUDIT_FAILED },
+        { "org.dkm.KeyManager1.Error.NoSuchProtector", EXIT_NOT_FOUND },
+        { "org.dkm.KeyManager1.Error.ProtectorExists", EXIT_STATE },
+        { "org.dkm.KeyManager1.Error.LastProtector", EXIT_STATE },
+        { "org.dkm.KeyManager1.Error.CustomerKeyWithdrawn", EXIT_NO_PROTECTOR },
+        { "org.dkm.KeyManager1.Error.ProtectorUnavailable", EXIT_DEVICE },
+        { "org.dkm.KeyManager1.Error.PinRefused", EXIT_DEVICE },
+        { "org.dkm.KeyManager1.Error.PcrMismatch", EXIT_DEVICE },
+        { "org.dkm.KeyManager1.Error.PurgeScheduled", EXIT_PURGING },
+        { "org.dkm.KeyManager1.Error.Purged", EXIT_PURGED },
         /* The bus policy refused the call before dkmd saw it. */
         { "org.freedesktop.DBus.Error.AccessDenied", EXIT_DENIED },
         /* The group went away between GetGroup and the call. */
@@ -139,6 +148,17 @@ static const Verb verbs[] = {
           "               [--checkpoints]" },
         { "audit", "verify", 0, OPT_DIR | OPT_PUBLIC_KEY, 0, verb_audit_verify,
           "audit verify [--dir=DIR] [--public-key=FILE]" },
+        { "protector", "list", 0, 0, 0, verb_protector_list, "protector list" },
+        { "protector", "check", 0, 0, 0, verb_protector_check, "protector check" },
+        { "protector", "add", 1, OPT_TYPE | OPT_URI | OPT_PCRS | OPT_JUSTIFICATION, 0, verb_protector_add,
+          "protector add NAME --type=file|pkcs11|tpm2 [--uri=URI] [--pcrs=N,...] --justification=TEXT",
+          OPT_TYPE | OPT_JUSTIFICATION },
+        { "protector", "remove", 1, OPT_JUSTIFICATION, 0, verb_protector_remove,
+          "protector remove NAME --justification=TEXT", OPT_JUSTIFICATION },
+        { "purge", "request", 0, OPT_JUSTIFICATION, 0, verb_purge_request, "purge request --justification=TEXT",
+          OPT_JUSTIFICATION },
+        { "purge", "cancel", 1, 0, 0, verb_purge_cancel, "purge cancel ID" },
+        { "purge", "status", 0, 0, 0, verb_purge_status, "purge status" },
 };
 
 /* The subcommands of each two-word command, for "needs a subcommand". */
@@ -148,20 +168,35 @@ static const struct {
         { "group", "list, show, create, set-policy, rollover, archive, retire or load" },
         { "access", "request, list, show, approve, deny, cancel or revoke" },
         { "audit", "show or verify" },
+        { "protector", "list, check, add or remove" },
+        { "purge", "request, cancel or status" },
 };
 
 /* Option names by OPT_* bit, for "does not apply" and "needs" messages. */
 static const char *const option_names[] = {
-        "--unix-group",      "--algorithm",
-        "--rollover-period", "--propagation-delay",
-        "--hot-window",      "--allow-human-members",
-        "--approval-groups", "--max-grant",
-        "--request-timeout", "--retire-needs-approval",
-        "--justification",   "--duration",
-        "--reason",          "--dir",
-        "--group",           "--event",
-        "--since",           "--until",
-        "--checkpoints",     "--public-key",
+        "--unix-group",
+        "--algorithm",
+        "--rollover-period",
+        "--propagation-delay",
+        "--hot-window",
+        "--allow-human-members",
+        "--approval-groups",
+        "--max-grant",
+        "--request-timeout",
+        "--retire-needs-approval",
+        "--justification",
+        "--duration",
+        "--reason",
+        "--dir",
+        "--group",
+        "--event",
+        "--since",
+        "--until",
+        "--checkpoints",
+        "--public-key",
+        "--type",
+        "--uri",
+        "--pcrs",
 };
 
 static void help(void) {
@@ -170,7 +205,8 @@ static void help(void) {
                "(org.dkm.KeyManager1 on the system bus). Reading is open to everyone the bus lets in;\n"
                "changes need root or dkmd's admin group. Anyone may request break-glass access; the\n"
                "approver groups of the key group's policy approve it. 'audit' reads the audit log's\n"
-               "directory itself (root-only: run as root, or on a copy).\n\nCommands:\n");
+               "directory itself (root-only: run as root, or on a copy). Protector changes and purges\n"
+               "are approved by the store policy's approval groups ('access approve ID').\n\nCommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 printf("  %s\n", verbs[i].usage);
         printf("\nOptions:\n"
@@ -197,6 +233,9 @@ static void help(void) {
                "     --since=TIME, --until=TIME     records from TIME on, before TIME\n"
                "     --checkpoints                  also the signed checkpoint records\n"
                "     --public-key=FILE              verify with this copy of audit.pub (recommended)\n"
+               "     --type=file|pkcs11|tpm2        the kind of protector to add (no passphrase over the bus)\n"
+               "     --uri=URI                      pkcs11: the RFC 7512 URI of the token's AES key\n"
+               "     --pcrs=N,...                   tpm2: seal to these PCRs (0-23), e.g. 7,11\n"
                "  -h --help                          show this help\n"
                "     --version                      show the version\n"
                "\nDUR: 90 (seconds), 90s, 15min, 12h, 30d, 2w, 1d12h. TIME (UTC): @UNIXSECONDS,\n"
@@ -210,7 +249,10 @@ static void help(void) {
                "approved a level already, not in the level's group), 15 request refused (no\n"
                "approvers, no justification, duration too long, already a member, too many requests),\n"
                "16 dkmd could not write the audit record (nothing changed), 17 the audit log is\n"
-               "damaged or was tampered with.\n");
+               "damaged or was tampered with, 18 no protector opens the root key (the customer key\n"
+               "is withdrawn, or 'protector check' found none ok), 19 a protector's device is\n"
+               "unavailable or refused (PIN, PCRs), 20 a purge is scheduled, 21 the store was purged.\n"
+               "No such protector is 3; a protector name taken, or the last protector, is 6.\n");
 }
 
 static int parse_bool(const char *s, bool *ret) {
@@ -269,6 +311,31 @@ static int parse_approval_groups(const char *value, char ***ret) {
         return 0;
 }
 
+/* "7,11" as PCR indices, in the order given: each 0..23, none twice. */
+static int parse_pcrs(const char *value) {
+        _cleanup_free_ char *copy = strdup(value);
+        char *state = NULL;
+
+        if (!copy)
+                return fail_local(EXIT_FAILURE, "out of memory.");
+        if (value[0] == 0 || value[0] == ',' || value[strlen(value) - 1] == ',' || strstr(value, ",,"))
+                return fail_local(EXIT_USAGE, "--pcrs=%s: an empty PCR index; give a list such as 7,11.", value);
+        arg.n_pcrs = 0;
+        for (char *w = strtok_r(copy, ",", &state); w; w = strtok_r(NULL, ",", &state)) {
+                uint32_t pcr;
+
+                if (parse_uint32(w, &pcr) < 0 || pcr >= PCRS_MAX)
+                        return fail_local(EXIT_USAGE, "--pcrs=%s: '%s' is not a PCR index (0 to %d).", value, w,
+                                          PCRS_MAX - 1);
+                for (size_t i = 0; i < arg.n_pcrs; i++)
+                        if (arg.pcrs[i] == pcr)
+                                return fail_local(EXIT_USAGE, "--pcrs=%s: PCR %u is given twice.", value,
+                                                  (unsigned) pcr);
+                arg.pcrs[arg.n_pcrs++] = pcr; /* at most PCRS_MAX: none twice */
+        }
+        return 0;
+}
+
 /* 1 to run a verb, 0 to exit successfully (--help, --version), or an exit status (> 1). */
 static int parse_argv(int argc, char *argv[]) {
         enum {
@@ -295,6 +362,9 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_UNTIL,
                 ARG_CHECKPOINTS,
                 ARG_PUBLIC_KEY,
+                ARG_TYPE,
+                ARG_URI,
+                ARG_PCRS,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -321,6 +391,9 @@ static int parse_argv(int argc, char *argv[]) {
                 { "until", required_argument, NULL, ARG_UNTIL },
                 { "checkpoints", no_argument, NULL, ARG_CHECKPOINTS },
                 { "public-key", required_argument, NULL, ARG_PUBLIC_KEY },
+                { "type", required_argument, NULL, ARG_TYPE },
+                { "uri", required_argument, NULL, ARG_URI },
+                { "pcrs", required_argument, NULL, ARG_PCRS },
                 {},
         };
         CtlPolicy *p = &arg.policy;
@@ -464,6 +537,28 @@ static int parse_argv(int argc, char *argv[]) {
                         arg.public_key = optarg;
                         arg.given |= OPT_PUBLIC_KEY;
                         break;
+                case ARG_TYPE:
+                        /* A passphrase never travels over the bus: dkm-store adds those, offline. */
+                        if (strcmp(optarg, "file") != 0 && strcmp(optarg, "pkcs11") != 0 && strcmp(optarg, "tpm2") != 0)
+                                return fail_local(EXIT_USAGE,
+                                                  "--type=%s: not a protector type dkmd adds: file, pkcs11 or tpm2 "
+                                                  "(a passphrase protector is added offline with dkm-store).",
+                                                  optarg);
+                        arg.protector_type = optarg;
+                        arg.given |= OPT_TYPE;
+                        break;
+                case ARG_URI:
+                        if (optarg[0] == 0)
+                                return fail_local(EXIT_USAGE, "--uri= needs a pkcs11: URI.");
+                        arg.uri = optarg; /* dkmd parses it (InvalidArgument) */
+                        arg.given |= OPT_URI;
+                        break;
+                case ARG_PCRS:
+                        r = parse_pcrs(optarg);
+                        if (r != 0)
+                                return r;
+                        arg.given |= OPT_PCRS;
+                        break;
                 case ':':
                         return fail_local(EXIT_USAGE, "option '%s' needs a value; see dkmctl --help.",
                                           argv[optind - 1]);
@@ -499,8 +594,11 @@ static int check_options(const Verb *v) {
                         return fail_local(EXIT_USAGE, "%s does not apply here; see dkmctl --help.", option_names[i]);
         for (size_t i = 0; i < ELEMENTSOF(option_names); i++)
                 if ((v->needed_options & (1U << i)) && !(arg.given & (1U << i)))
-                        return fail_local(EXIT_USAGE, "needs %s; usage: dkmctl %.*s", option_names[i],
-                                          (int) strcspn(v->usage, "\n"), v->usage);
+                        snprintf(needs + strlen(needs), sizeof(needs) - strlen(needs), "%s%s", needs[0] ? " and " : "",
+                                 option_names[i]);
+        if (needs[0])
+                return fail_local(EXIT_USAGE, "needs %s; usage: dkmctl %.*s", needs, (int) strcspn(v->usage, "\n"),
+                                  v->usage);
         if (v->required_options == 0 || (arg.given & v->required_options))
                 return 0;
         for (size_t i = 0; i < ELEMENTSOF(option_names); i++)

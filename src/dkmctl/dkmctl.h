@@ -5,14 +5,16 @@
 #include <stdbool.h>
 
 #include "dkmctl-bus.h"
+#include "json-writer.h"
 
 /* Exit statuses, one per class of failure, documented in --help and docs/DKMCTL.md. */
 enum {
         EXIT_USAGE = 2,         /* dkmctl refused the command line; nothing was sent */
-        EXIT_NOT_FOUND = 3,     /* NoSuchGroup, NoSuchGeneration, NoSuchRequest; no audit log */
+        EXIT_NOT_FOUND = 3,     /* NoSuchGroup, NoSuchGeneration, NoSuchRequest, NoSuchProtector; no audit log */
         EXIT_DENIED = 4,        /* AccessDenied: not root, not in dkmd's admin group; the audit log is root-only */
         EXIT_INVALID = 5,       /* InvalidArgument: dkmd refused a name, gid or policy value */
-        EXIT_STATE = 6,         /* GroupExists, GenerationActive, InvalidState, RolloverPending, RequestExpired */
+        EXIT_STATE = 6,         /* GroupExists, GenerationActive, InvalidState, RolloverPending, RequestExpired,
+                                   ProtectorExists, LastProtector */
         EXIT_APPROVAL = 7,      /* ApprovalRequired */
         EXIT_HUMANS = 8,        /* HumanMembers */
         EXIT_LOCKED = 9,        /* StoreLocked */
@@ -24,6 +26,10 @@ enum {
         EXIT_REQUEST = 15,      /* a request refused: NoApprovers, JustificationRequired, DurationTooLong, ... */
         EXIT_AUDIT_FAILED = 16, /* AuditFailed: dkmd could not record it, so it refused (nothing changed) */
         EXIT_AUDIT_BAD = 17,    /* audit verify (or show): the log is damaged or was tampered with */
+        EXIT_NO_PROTECTOR = 18, /* CustomerKeyWithdrawn; protector check: no protector opens the root key */
+        EXIT_DEVICE = 19,       /* ProtectorUnavailable, PinRefused, PcrMismatch: a protector's device failed */
+        EXIT_PURGING = 20,      /* PurgeScheduled: refused while a purge waits for its time (cancellable) */
+        EXIT_PURGED = 21,       /* Purged: the store was crypto-shredded */
 };
 
 /* Options given on the command line; a verb names the ones it takes. */
@@ -48,10 +54,16 @@ enum {
         OPT_UNTIL = 1U << 17,
         OPT_CHECKPOINTS = 1U << 18,
         OPT_PUBLIC_KEY = 1U << 19,
+        OPT_TYPE = 1U << 20,
+        OPT_URI = 1U << 21,
+        OPT_PCRS = 1U << 22,
         OPT_POLICY = OPT_ROLLOVER_PERIOD | OPT_PROPAGATION_DELAY | OPT_HOT_WINDOW | OPT_ALLOW_HUMAN_MEMBERS |
                      OPT_APPROVAL_GROUPS | OPT_MAX_GRANT | OPT_REQUEST_TIMEOUT | OPT_RETIRE_NEEDS_APPROVAL,
         OPT_AUDIT_FILTER = OPT_GROUP | OPT_EVENT | OPT_SINCE | OPT_UNTIL | OPT_CHECKPOINTS,
 };
+
+/* TPM2 PCR indices are 0..23 (the PC client platform's 24 registers per bank). */
+#define PCRS_MAX 24
 
 typedef struct Args {
         bool json;
@@ -67,8 +79,12 @@ typedef struct Args {
         const char *audit_event;
         uint64_t since_usec, until_usec; /* audit show: since <= time < until; 0: unbounded */
         bool checkpoints;
-        const char *public_key; /* audit verify: a pinned copy of audit.pub */
-        const char *verb;       /* "group rollover", once known: the start of every error line */
+        const char *public_key;     /* audit verify: a pinned copy of audit.pub */
+        const char *protector_type; /* protector add: file, pkcs11, tpm2 */
+        const char *uri;            /* protector add --type=pkcs11 */
+        uint32_t pcrs[PCRS_MAX];    /* protector add --type=tpm2, in the order given */
+        size_t n_pcrs;
+        const char *verb; /* "group rollover", once known: the start of every error line */
 } Args;
 extern Args arg;
 
@@ -99,6 +115,26 @@ int verb_access_approve(char **args);
 int verb_access_deny(char **args);
 int verb_access_cancel(char **args);
 int verb_access_revoke(char **args);
+
+/* "ops, then security", or "none (break-glass is off)" (dkmctl-verbs.c). NULL if out of memory. */
+char *format_levels(char **groups);
+
+/* dkmctl-access.c: a request in JSON (full: every field, else ListRequests' fields), a request's
+ * JSON document, and what it waits for or came to. */
+void json_request(JsonWriter *w, const CtlRequest *q, bool full);
+void json_print_request(const CtlRequest *q);
+/* A request id from the command line, or a usage error (its exit status). */
+int parse_request_id(const char *s, uint64_t *ret);
+void format_request_outcome(const CtlRequest *q, char *buf, size_t size);
+
+/* dkmctl-protector.c: the store's protectors and purge. */
+int verb_protector_list(char **args);
+int verb_protector_check(char **args);
+int verb_protector_add(char **args);
+int verb_protector_remove(char **args);
+int verb_purge_request(char **args);
+int verb_purge_cancel(char **args);
+int verb_purge_status(char **args);
 
 /* dkmctl-audit.c: the audit log, read from its directory (no bus). */
 int verb_audit_show(char **args);

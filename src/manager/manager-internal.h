@@ -25,3 +25,9 @@ static inline const char *object_of(const char *group, char buf[static 80]) {
 }
 
 void manager_audit_failure(Manager *m, const char *event, const char *object, int error);
+
+/* A store-wide request (protector-add/remove, purge) of m->caller, approved at policy's levels. */
+int manager_request_store(Manager *m, AccessKind kind, const char *target, const char *spec,
+                          const char *justification, const StorePolicy *policy, uint64_t *ret_id);
+/* End every live grant now (the kernel first), closed "revoked" with why. */
+void manager_requests_revoke_all(Manager *m, const char *why);

@@ -17,9 +17,24 @@
 
 #define REQUEST_OBJECT_MAX (STORE_GROUP_NAME_MAX + 40)
 
-/* "group/NAME/request/ID": a group's history (dkmctl audit show --group) includes its requests. */
+/* "group/NAME/request/ID": a group's history (dkmctl audit show --group) includes its requests;
+ * "store/request/ID" for the store-wide ones. */
 static const char *request_object(const AccessRequest *r, char buf[static REQUEST_OBJECT_MAX]) {
-        (void) snprintf(buf, REQUEST_OBJECT_MAX, "group/%s/request/%llu", r->group, (unsigned long long) r->id);
+        if (access_kind_is_store_wide(r->kind))
+                (void) snprintf(buf, REQUEST_OBJECT_MAX, "store/request/%llu", (unsigned long long) r->id);
+        else
+                (void) snprintf(buf, REQUEST_OBJECT_MAX, "group/%s/request/%llu", r->group, (unsigned long long) r->id);
+        return buf;
+}
+
+/* What the request is about, for audit details and logs: "group/NAME", "protector NAME", "store". */
+static const char *request_subject(const AccessRequest *r, char buf[static REQUEST_OBJECT_MAX]) {
+        if (r->target[0])
+                (void) snprintf(buf, REQUEST_OBJECT_MAX, "protector %s", r->target);
+        else if (r->group[0])
+                (void) snprintf(buf, REQUEST_OBJECT_MAX, "group/%s", r->group);
+        else
+                (void) snprintf(buf, REQUEST_OBJECT_MAX, "store");
         return buf;
 }
 
@@ -247,7 +262,7 @@ static int open_requests(const Manager *m, uid_t requester, size_t *ret_total) {
 /* Add r (id assigned here) as a new request: audited, then durable, then announced. */
 static int add_request(Manager *m, AccessRequest *r, uint64_t *ret_id) {
         AccessRequest *items;
-        char object[REQUEST_OBJECT_MAX];
+        char object[REQUEST_OBJECT_MAX], subject[REQUEST_OBJECT_MAX];
         uint64_t id = m->requests.next_id;
         int k;
 
@@ -258,9 +273,9 @@ static int add_request(Manager *m, AccessRequest *r, uint64_t *ret_id) {
                 return k;
         m->requests.next_id++;
         k = manager_audit(m, "request", AUDIT_OUTCOME_OK, request_object(r, object),
-                          "%s group/%s generation %u duration-usec %llu levels %zu: %s", access_kind_to_string(r->kind),
-                          r->group, (unsigned) r->generation, (unsigned long long) r->duration_usec, r->n_levels,
-                          r->justification);
+                          "%s %s%s%s generation %u duration-usec %llu levels %zu: %s", access_kind_to_string(r->kind),
+                          request_subject(r, subject), r->spec[0] ? " as " : "", r->spec, (unsigned) r->generation,
+                          (unsigned long long) r->duration_usec, r->n_levels, r->justification);
         if (k < 0)
                 return k;
         items = reallocarray(m->requests.items, m->requests.n + 1, sizeof(*items));
@@ -273,8 +288,8 @@ static int add_request(Manager *m, AccessRequest *r, uint64_t *ret_id) {
                 return k;
         }
         m->requests.n++;
-        manager_log("request %llu: %s of group %s by uid %u", (unsigned long long) id, access_kind_to_string(r->kind),
-                    r->group, (unsigned) r->requester);
+        manager_log("request %llu: %s of %s by uid %u", (unsigned long long) id, access_kind_to_string(r->kind),
+                    subject, (unsigned) r->requester);
         EMIT(m, request_changed, &items[m->requests.n - 1], true);
         *ret_id = id;
         return 0;
@@ -349,6 +364,21 @@ int manager_request_retire(Manager *m, const char *group, uint32_t generation, c
         return add_request(m, &r, ret_id);
 }
 
+int manager_request_store(Manager *m, AccessKind kind, const char *target, const char *spec,
+                          const char *justification, const StorePolicy *policy, uint64_t *ret_id) {
+        AccessCaller c = caller_of(m);
+        AccessRequest r;
+        int k;
+
+        k = check_limits(m, c.uid, "store");
+        if (k < 0)
+                return k;
+        k = access_request_init_store(&r, kind, target, spec, c.uid, justification, policy, manager_now_usec());
+        if (k < 0)
+                return refuse(m, "request", "store", k, access_kind_to_string(kind));
+        return add_request(m, &r, ret_id);
+}
+
 /* The grant: copies of the group's generations that only the requester's uid reads, with a
  * kernel timeout of the time left (rounded up to whole seconds: the kernel's unit). */
 static int run_grant(Manager *m, const AccessRequest *r) {
@@ -360,6 +390,9 @@ static int run_grant(Manager *m, const AccessRequest *r) {
 
         if (r->expires_usec <= now)
                 return -ETIME;
+        k = manager_store_usable(m);
+        if (k < 0)
+                return k;
         k = store_group_load(m->store, r->group, &g);
         if (k < 0)
                 return k;
@@ -406,8 +439,9 @@ static int close_request(Manager *m, AccessRequest *slot, AccessState s, const c
         char object[REQUEST_OBJECT_MAX];
         int k;
 
-        k = manager_audit(m, event, AUDIT_OUTCOME_OK, request_object(slot, object), "%s group/%s%s%s",
-                          access_kind_to_string(slot->kind), slot->group, reason && *reason ? ": " : "", reason ?: "");
+        k = manager_audit(m, event, AUDIT_OUTCOME_OK, request_object(slot, object), "%s %s%s%s",
+                          access_kind_to_string(slot->kind), request_subject(slot, (char[REQUEST_OBJECT_MAX]) {}),
+                          reason && *reason ? ": " : "", reason ?: "");
         if (k < 0)
                 return k;
         access_close(&r, s, by, reason, manager_now_usec());
@@ -421,21 +455,62 @@ static int close_request(Manager *m, AccessRequest *slot, AccessState s, const c
         return 0;
 }
 
-/* All levels approved: grant or retire. A failure ends the request "failed", with the reason. */
+/* The last approval of a purge: it waits for the store policy's delay, and meanwhile no key is
+ * served. */
+static int schedule_purge(Manager *m, AccessRequest *slot) {
+        AccessRequest r = *slot;
+        char object[REQUEST_OBJECT_MAX];
+        StorePolicy policy;
+        int k;
+
+        request_object(slot, object);
+        k = store_policy_load(m->store, &policy);
+        if (k < 0)
+                return k;
+        access_schedule(&r, manager_now_usec(), policy.purge_delay_usec);
+        k = manager_audit(m, "purge-scheduled", AUDIT_OUTCOME_OK, object, "every key is destroyed at %llu",
+                          (unsigned long long) r.expires_usec);
+        if (k < 0)
+                return k;
+        k = save(m, slot, &r);
+        if (k < 0) {
+                manager_audit_failure(m, "purge-scheduled", object, k);
+                return k;
+        }
+        (void) manager_purge_schedule(m, slot);
+        EMIT(m, request_changed, slot, false);
+        return 0;
+}
+
+/* A retire or protector change, carried out; its outcome closes the request. */
+static int carry_out_change(Manager *m, AccessRequest *slot) {
+        int k;
+
+        if (slot->kind == ACCESS_KIND_RETIRE)
+                k = manager_retire(m, slot->group, slot->generation);
+        else if (slot->kind == ACCESS_KIND_PROTECTOR_ADD)
+                k = manager_protector_add_now(m, slot->target, slot->spec);
+        else
+                k = manager_protector_remove_now(m, slot->target);
+        if (k < 0) {
+                (void) close_request(m, slot, ACCESS_STATE_FAILED, "request-failed", 0, strerror(-k));
+                return k;
+        }
+        return close_request(m, slot, ACCESS_STATE_DONE, "request-done", 0, NULL);
+}
+
+/* All levels approved: grant, schedule or carry out. A failure ends the request "failed", with
+ * the reason. */
 static int carry_out(Manager *m, AccessRequest *slot) {
         AccessRequest r = *slot;
         char object[REQUEST_OBJECT_MAX];
         int k;
 
         request_object(slot, object);
-        if (slot->kind == ACCESS_KIND_RETIRE) {
-                k = manager_retire(m, slot->group, slot->generation);
-                if (k < 0) {
-                        (void) close_request(m, slot, ACCESS_STATE_FAILED, "request-failed", 0, strerror(-k));
-                        return k;
-                }
-                return close_request(m, slot, ACCESS_STATE_DONE, "request-done", 0, NULL);
-        }
+        if (slot->kind == ACCESS_KIND_PURGE)
+                return schedule_purge(m, slot);
+        if (slot->kind != ACCESS_KIND_ACCESS)
+                return carry_out_change(m, slot);
 
         access_grant(&r, manager_now_usec());
         k = manager_audit(m, "grant", AUDIT_OUTCOME_OK, object, "group/%s uid %u until %llu", r.group,
@@ -515,19 +590,28 @@ int manager_request_deny(Manager *m, uint64_t id, const char *reason) {
         return close_request(m, slot, ACCESS_STATE_DENIED, "deny", c.uid, reason);
 }
 
-int manager_request_cancel(Manager *m, uint64_t id) {
+int manager_request_cancel(Manager *m, uint64_t id, bool admin) {
         AccessCaller c = caller_of(m);
         AccessRequest *slot;
         char object[REQUEST_OBJECT_MAX];
+        bool scheduled;
         int k;
 
         k = find_for(m, id, "cancel", &slot);
         if (k < 0)
                 return k;
         k = access_check_cancel(slot, &c, manager_now_usec());
+        scheduled = slot->state == ACCESS_STATE_SCHEDULED;
+        /* Stopping a purge is always allowed to dkmd's admins; starting one never is alone. */
+        if (k == -EACCES && admin && scheduled)
+                k = 0;
         if (k < 0)
                 return refuse(m, "cancel", request_object(slot, object), k, "cancel");
-        return close_request(m, slot, ACCESS_STATE_CANCELLED, "cancel", c.uid, NULL);
+        k = close_request(m, slot, ACCESS_STATE_CANCELLED, scheduled ? "purge-cancel" : "cancel", c.uid, NULL);
+        if (k < 0 || !scheduled)
+                return k;
+        (void) manager_purge_cancelled(m);
+        return 0;
 }
 
 int manager_request_revoke(Manager *m, uint64_t id, bool admin) {
@@ -560,6 +644,36 @@ int manager_request_revoke(Manager *m, uint64_t id, bool admin) {
  * revoked early and seen as "access revoked". */
 #define GRANT_END_SLACK_USEC (1100U * 1000U)
 
+/* A scheduled purge whose time came. Audited first; if the destruction fails it is tried again
+ * (the store's purge finishes an interrupted one). */
+static int run_purge(Manager *m, AccessRequest *slot) {
+        char object[REQUEST_OBJECT_MAX];
+        int k;
+
+        k = manager_audit(m, "purge", AUDIT_OUTCOME_OK, request_object(slot, object),
+                          "destroying every protector, group key and generation key");
+        if (k < 0)
+                return k;
+        k = manager_purge_now(m);
+        if (k < 0) {
+                manager_audit_failure(m, "purge", object, k);
+                return k;
+        }
+        return close_request(m, slot, ACCESS_STATE_DONE, "request-done", 0, NULL);
+}
+
+void manager_requests_revoke_all(Manager *m, const char *why) {
+        for (size_t i = 0; i < m->requests.n; i++) {
+                AccessRequest *slot = &m->requests.items[i];
+
+                if (slot->kind != ACCESS_KIND_ACCESS || slot->state != ACCESS_STATE_GRANTED)
+                        continue;
+                if (run_revoke_grant(slot) < 0)
+                        continue; /* its kernel timeout still ends it */
+                (void) close_request(m, slot, ACCESS_STATE_REVOKED, "revoke", 0, why);
+        }
+}
+
 int manager_requests_run_due(Manager *m, uint64_t *ret_next) {
         const ManagerCaller *saved = m->caller;
         uint64_t now = manager_now_usec(), next = 0;
@@ -578,6 +692,8 @@ int manager_requests_run_due(Manager *m, uint64_t *ret_next) {
                 if (due <= now) {
                         if (slot->state == ACCESS_STATE_PENDING)
                                 k = close_request(m, slot, ACCESS_STATE_EXPIRED, "expire", 0, NULL);
+                        else if (slot->state == ACCESS_STATE_SCHEDULED)
+                                k = run_purge(m, slot);
                         else {
                                 /* The kernel ended it already; this cleans up and says so. */
                                 (void) run_revoke_grant(slot);

@@ -105,6 +105,10 @@ int manager_load(Manager *m, const StoreGroup *g) {
         size_t n_uids;
         int r;
 
+        /* Nothing goes into the kernel while the customer's key is withdrawn or a purge waits. */
+        r = manager_store_usable(m);
+        if (r < 0)
+                return r;
         r = check_members(m, g->name, g->gid, g->policy.allow_human_members);
         if (r < 0)
                 return r;
@@ -181,6 +185,9 @@ int manager_create_group(Manager *m, const char *name, gid_t gid, CryptAlg alg, 
         int r;
 
         /* Checked before the store is touched: a refused group leaves nothing behind. */
+        r = manager_store_usable(m);
+        if (r < 0)
+                return r;
         r = check_members(m, name, gid, policy->allow_human_members);
         if (r < 0)
                 return r;
@@ -243,6 +250,9 @@ static int start_rollover(Manager *m, const StoreGroup *g, uint32_t *ret_number)
                 *ret_number = p->number;
                 return -MANAGER_ERRNO_ROLLOVER_PENDING;
         }
+        r = manager_store_usable(m);
+        if (r < 0)
+                return r;
         r = manager_audit(m, "rollover", AUDIT_OUTCOME_OK, object_of(g->name, object), "%s",
                           m->caller ? "requested" : "scheduled");
         if (r < 0)
@@ -368,15 +378,26 @@ static int run_group_step(Manager *m, const StoreGroup *g, uint64_t now) {
         return start_rollover(m, g, &number);
 }
 
+/* The groups' steps need the root key and a store that may serve keys. */
+static bool groups_runnable(const Manager *m) {
+        return store_is_unlocked(m->store) && manager_store_usable(m) == 0;
+}
+
 int manager_run_due(Manager *m, uint64_t *ret_next, unsigned *ret_failed) {
         _cleanup_strv_free_ char **names = NULL;
         uint64_t now = manager_now_usec(), next = 0, due_requests = 0;
         unsigned failed = 0;
         int r;
 
-        r = store_group_list(m->store, &names);
-        if (r < 0)
-                return r;
+        /* The protectors first: a withdrawn key stops the steps below. */
+        if (m->protectors.next_check_usec > 0 && m->protectors.next_check_usec <= now &&
+            manager_store_check(m, false) < 0)
+                failed++;
+        if (groups_runnable(m)) {
+                r = store_group_list(m->store, &names);
+                if (r < 0)
+                        return r;
+        }
         for (char **n = names; n && *n; n++) {
                 _cleanup_store_group_ StoreGroup *g = NULL;
                 uint64_t due;
@@ -406,6 +427,8 @@ int manager_run_due(Manager *m, uint64_t *ret_next, unsigned *ret_failed) {
                 failed++;
         if (due_requests > 0 && (next == 0 || due_requests < next))
                 next = due_requests;
+        if (m->protectors.next_check_usec > 0 && (next == 0 || m->protectors.next_check_usec < next))
+                next = m->protectors.next_check_usec;
         *ret_next = next;
         *ret_failed = failed;
         return 0;

@@ -17,6 +17,15 @@
 #define MANAGER_ERRNO_LOAD_FAILED EREMOTEIO   /* dkm-keyring-helper exited non-zero */
 #define MANAGER_ERRNO_ROLLOVER_PENDING EINPROGRESS /* a generation is already pending */
 #define MANAGER_ERRNO_AUDIT_FAILED ECOMM            /* the audit record could not be written durably */
+#define MANAGER_ERRNO_WITHDRAWN EKEYEXPIRED         /* no protector opens the root key any more */
+#define MANAGER_ERRNO_PURGE_SCHEDULED ESHUTDOWN     /* a purge waits for its time: nothing is loaded */
+#define MANAGER_ERRNO_PURGED ENOTRECOVERABLE        /* the store was crypto-shredded */
+#define MANAGER_ERRNO_LAST_PROTECTOR ENOTUNIQ       /* removing it would leave no way in */
+#define MANAGER_ERRNO_NO_SUCH_PROTECTOR ENOMEDIUM
+#define MANAGER_ERRNO_PROTECTOR_EXISTS EADDRNOTAVAIL
+#define MANAGER_ERRNO_PIN_REFUSED EBADE             /* the token refused dkmd's PIN (the store says EACCES) */
+#define MANAGER_ERRNO_PCR_MISMATCH EREMCHG          /* the TPM's PCRs moved (the store says EKEYREJECTED) */
+#define MANAGER_ERRNO_PROTECTOR_UNAVAILABLE EHOSTDOWN /* its device cannot be reached (the store's code) */
 
 /* Who a change is made for, as the bus reported it; NULL in Manager.caller: dkmd itself (the
  * schedule, the drop-ins at start, expiry). */
@@ -34,6 +43,9 @@ typedef struct ManagerEvents {
         void (*generation_changed)(void *userdata, const StoreGroup *g, uint32_t number, GenerationState state);
         void (*policy_changed)(void *userdata, const StoreGroup *g);
         void (*request_changed)(void *userdata, const AccessRequest *r, bool added);
+        /* ManagerProtectors.state changed (or its detail); from unavailable to unlocked, dkmd
+         * applies the drop-ins and loads every group. */
+        void (*store_state_changed)(void *userdata, int old_state);
         /* Write one audit record durably; < 0 if it could not be: the change is then not made
          * (fail closed). NULL: nothing is audited (dkm-store, unit tests). */
         int (*audit)(void *userdata, const AuditRecord *rec);
@@ -49,11 +61,41 @@ typedef struct ManagerRequests {
         uint64_t next_id; /* above every <id>.request name, damaged files included: ids are never reused */
 } ManagerRequests;
 
+/* Whether dkmd can serve keys, as its protectors allow (manager-store.c, docs/CUSTOMER-KEY.md). */
+typedef enum ManagerStoreState {
+        MANAGER_STORE_UNLOCKED,        /* root key held, and a protector opens it now */
+        MANAGER_STORE_DEGRADED,        /* root key held, but no protector opens it now (device away): serving, retrying */
+        MANAGER_STORE_LOCKED,          /* passphrase protectors only: metadata only */
+        MANAGER_STORE_WAITING,         /* no root key: devices unavailable or PIN refused; retrying with backoff */
+        MANAGER_STORE_WITHDRAWN,       /* every protector gone: keys out of the kernel, loads refused */
+        MANAGER_STORE_PURGE_SCHEDULED, /* a purge waits for its time: keys out of the kernel, loads refused */
+        MANAGER_STORE_PURGED,          /* crypto-shredded */
+        _MANAGER_STORE_STATE_MAX,
+} ManagerStoreState;
+
+/* "unlocked", "degraded", "locked", "waiting", "withdrawn", "purge-scheduled", "purged". */
+const char *manager_store_state_to_string(ManagerStoreState s);
+
+#define MANAGER_CHECK_INTERVAL_DEFAULT_USEC (60U * 1000000U) /* protector checks while all is well */
+#define MANAGER_BACKOFF_MIN_USEC (1U * 1000000U)             /* first retry; doubles up to the interval */
+
+typedef struct ManagerProtectors {
+        ManagerStoreState state;
+        char detail[1024];              /* why not unlocked: "NAME: why; ..." ("" when unlocked) */
+        StoreProtectorStatus *status;   /* from the last check */
+        size_t n_status;
+        char **refused;                 /* whose PIN the token refused: not tried again by itself */
+        uint64_t check_interval_usec;   /* 0: MANAGER_CHECK_INTERVAL_DEFAULT_USEC */
+        uint64_t backoff_usec;          /* the next retry's wait while waiting or degraded */
+        uint64_t next_check_usec;       /* CLOCK_REALTIME µs; 0: none */
+} ManagerProtectors;
+
 typedef struct Manager {
         Store *store; /* not owned */
         ManagerEvents events;
         const ManagerCaller *caller; /* set by the bus layer for the duration of one call */
         ManagerRequests requests;
+        ManagerProtectors protectors;
 } Manager;
 
 /* One audit record for the current caller (or dkmd): event, object ("group/NAME",
@@ -128,8 +170,46 @@ int manager_request_retire(Manager *m, const char *group, uint32_t generation, c
  * request ends "failed" and the error is returned. revoke: admin says the caller is an admin. */
 int manager_request_approve(Manager *m, uint64_t id) _warn_unused_result_;
 int manager_request_deny(Manager *m, uint64_t id, const char *reason) _warn_unused_result_;
-int manager_request_cancel(Manager *m, uint64_t id) _warn_unused_result_;
+/* Cancel: a pending request by its requester; a scheduled purge also by its approvers or (admin)
+ * an admin, which brings the keys back. */
+int manager_request_cancel(Manager *m, uint64_t id, bool admin) _warn_unused_result_;
 int manager_request_revoke(Manager *m, uint64_t id, bool admin) _warn_unused_result_;
 /* Expire pending requests past their deadline, end grants that ran out (revoking their keys);
  * *ret_next: the earliest deadline or expiry still to come (0: none). */
 int manager_requests_run_due(Manager *m, uint64_t *ret_next) _warn_unused_result_;
+
+/* ---- the root key's protectors, withdrawal and purge (manager-store.c) ---- */
+
+/* At start, before anything is loaded: purged, a scheduled purge (the keys stay out of the
+ * kernel), or a first check of every protector (which unlocks the store if one opens it). */
+int manager_store_start(Manager *m) _warn_unused_result_;
+void manager_store_done(Manager *m);
+/* Probe the protectors now (manager_run_due() does it when next_check_usec comes;
+ * CheckProtectors with retry_refused). Moves between the states and acts: unlocked again ->
+ * store_state_changed; every protector withdrawn -> the root key is forgotten, every group's keys
+ * leave the kernel, grants are revoked. Audited. */
+int manager_store_check(Manager *m, bool retry_refused);
+/* 0 if keys may be loaded, else -MANAGER_ERRNO_WITHDRAWN, -MANAGER_ERRNO_PURGE_SCHEDULED,
+ * -MANAGER_ERRNO_PURGED. */
+int manager_store_usable(const Manager *m);
+
+/* Protector changes for m->caller (an admin): at once when the store policy names no approval
+ * level (*ret_id = 0), else a request (*ret_id its id) carried out on its last approval. spec:
+ * "file", "pkcs11 URI", "tpm2" or "tpm2 PCR,PCR". */
+int manager_protector_add(Manager *m, const char *name, const char *spec, const char *justification,
+                          uint64_t *ret_id) _warn_unused_result_;
+int manager_protector_remove(Manager *m, const char *name, const char *justification, uint64_t *ret_id)
+        _warn_unused_result_;
+/* Always a request (-ACCESS_ERRNO_NO_APPROVERS without levels). */
+int manager_purge_request(Manager *m, const char *justification, uint64_t *ret_id) _warn_unused_result_;
+
+/* Carrying out approved store-wide requests (manager-requests.c calls these). */
+int manager_protector_add_now(Manager *m, const char *name, const char *spec) _warn_unused_result_;
+int manager_protector_remove_now(Manager *m, const char *name) _warn_unused_result_;
+/* The purge r was scheduled (or dkmd starts with it scheduled): the store is suspended, every
+ * key leaves the kernel. */
+int manager_purge_schedule(Manager *m, const AccessRequest *r);
+/* Cancelled in its window: resumed, checked, loaded again. */
+int manager_purge_cancelled(Manager *m);
+/* Its time came: destroy. */
+int manager_purge_now(Manager *m) _warn_unused_result_;

@@ -130,8 +130,8 @@ static const char *const header_keys[_KEY_MAX] = {
         [KEY_KEK] = "kek",
 };
 
-/* "GID GID ..." in level order; empty for none. */
-static int parse_approval_levels(StoreGroupPolicy *p, const char *v, unsigned line, KvError *e) {
+int group_file_parse_approval_levels(const char *v, gid_t levels[static STORE_APPROVAL_LEVELS_MAX], uint32_t *ret_n,
+                                     unsigned line, KvError *e) {
         char copy[STORE_APPROVAL_LEVELS_MAX * 11 + 1];
         char *f[STORE_APPROVAL_LEVELS_MAX];
         size_t n = 0;
@@ -146,12 +146,25 @@ static int parse_approval_levels(StoreGroupPolicy *p, const char *v, unsigned li
                 if (kv_parse_u64(f[i], UINT32_MAX - 1, &u) < 0)
                         return kverror_set(e, line, "malformed approval level gid");
                 for (size_t j = 0; j < i; j++)
-                        if (p->approval_levels[j] == (gid_t) u)
+                        if (levels[j] == (gid_t) u)
                                 return kverror_set(e, line, "gid %u appears at two approval levels", (unsigned) u);
-                p->approval_levels[i] = (gid_t) u;
+                levels[i] = (gid_t) u;
         }
-        p->n_approval_levels = (uint32_t) n;
+        *ret_n = (uint32_t) n;
         return 0;
+}
+
+void group_file_format_approval_levels(KvBuf *b, const gid_t *levels, uint32_t n) {
+        for (size_t i = 0; i < n; i++)
+                kvbuf_printf(b, "%s%u", i > 0 ? " " : "", (unsigned) levels[i]);
+}
+
+bool group_kek_destroyed(const StoreGroup *g) {
+        uint8_t acc = 0;
+
+        for (size_t i = 0; i < sizeof(g->wrapped_kek); i++)
+                acc |= g->wrapped_kek[i];
+        return acc == 0;
 }
 
 static int parse_header_value(StoreGroup *g, unsigned k, const char *v, const char *expected_name, unsigned line,
@@ -207,7 +220,8 @@ static int parse_header_value(StoreGroup *g, unsigned k, const char *v, const ch
                 g->policy.allow_human_members = u == 1;
                 return 0;
         case KEY_APPROVAL_LEVELS:
-                return parse_approval_levels(&g->policy, v, line, e);
+                return group_file_parse_approval_levels(v, g->policy.approval_levels, &g->policy.n_approval_levels,
+                                                        line, e);
         case KEY_MAX_GRANT:
                 if (kv_parse_u64(v, UINT64_MAX, &g->policy.max_grant_usec) < 0 || g->policy.max_grant_usec == 0)
                         return kverror_set(e, line, "malformed max grant");
@@ -223,8 +237,15 @@ static int parse_header_value(StoreGroup *g, unsigned k, const char *v, const ch
                 g->policy.retire_needs_approval = u == 1;
                 return 0;
         case KEY_KEK:
+                /* "-": destroyed by a purge, kept in memory as zero bytes, which no real wrapped key is. */
+                if (strcmp(v, "-") == 0) {
+                        memset(g->wrapped_kek, 0, sizeof(g->wrapped_kek));
+                        return 0;
+                }
                 if (kv_parse_hex(v, g->wrapped_kek, sizeof(g->wrapped_kek)) < 0)
                         return kverror_set(e, line, "kek is not %u lowercase hex bytes", CRYPT_WRAPPED_KEY_BYTES);
+                if (group_kek_destroyed(g))
+                        return kverror_set(e, line, "kek is all zeros (a destroyed one is written '-')");
                 return 0;
         }
         return -EINVAL;
@@ -357,6 +378,12 @@ int group_file_parse(const char *data, size_t size, const char *expected_name, S
                 return kverror_set(e, 0, "'%s' missing", header_keys[next]);
         if (g->n_generations == 0)
                 return kverror_set(e, 0, "no generations");
+        /* Without its KEK no generation key can be opened: only a fully retired group may lack it. */
+        if (group_kek_destroyed(g))
+                for (size_t i = 0; i < g->n_generations; i++)
+                        if (g->generations[i].has_key)
+                                return kverror_set(e, 0, "kek destroyed but generation %u still has a key",
+                                                   g->generations[i].number);
 
         *ret = TAKE_PTR(g);
         return 0;
@@ -369,6 +396,10 @@ int group_file_format(const StoreGroup *g, char **ret, size_t *ret_size) {
         if (!store_group_name_is_valid(g->name) || !crypt_alg_to_string(g->alg) || g->n_generations == 0 ||
             store_group_policy_check(&g->policy) < 0)
                 return -EINVAL;
+        if (group_kek_destroyed(g))
+                for (size_t i = 0; i < g->n_generations; i++)
+                        if (g->generations[i].has_key)
+                                return -EINVAL;
 
         kvbuf_printf(&b, "format=%d\nname=%s\nid=", GROUP_FILE_FORMAT, g->name);
         kvbuf_put_hex(&b, g->id, sizeof(g->id));
@@ -379,12 +410,14 @@ int group_file_format(const StoreGroup *g, char **ret, size_t *ret_size) {
                      (unsigned long long) g->policy.rollover_period_usec,
                      (unsigned long long) g->policy.propagation_delay_usec, (unsigned) g->policy.hot_window,
                      g->policy.allow_human_members ? 1 : 0);
-        for (size_t i = 0; i < g->policy.n_approval_levels; i++)
-                kvbuf_printf(&b, "%s%u", i > 0 ? " " : "", (unsigned) g->policy.approval_levels[i]);
+        group_file_format_approval_levels(&b, g->policy.approval_levels, g->policy.n_approval_levels);
         kvbuf_printf(&b, "\nmax-grant-usec=%llu\nrequest-timeout-usec=%llu\nretire-needs-approval=%d\nkek=",
                      (unsigned long long) g->policy.max_grant_usec,
                      (unsigned long long) g->policy.request_timeout_usec, g->policy.retire_needs_approval ? 1 : 0);
-        kvbuf_put_hex(&b, g->wrapped_kek, sizeof(g->wrapped_kek));
+        if (group_kek_destroyed(g))
+                kvbuf_printf(&b, "-");
+        else
+                kvbuf_put_hex(&b, g->wrapped_kek, sizeof(g->wrapped_kek));
         kvbuf_printf(&b, "\n");
 
         for (size_t i = 0; i < g->n_generations; i++) {

@@ -44,7 +44,9 @@ static void pkcs11_format_fields(const Protector *p, KvBuf *b) {
 }
 
 /* The PIN, from the environment of the caller (dkmd's unit), never argv: DKM_PKCS11_PIN_FILE names
- * a file (e.g. a systemd credential) whose first line is the PIN; else DKM_PKCS11_PIN holds it. */
+ * a file (e.g. a systemd credential) whose first line is the PIN; else DKM_PKCS11_PIN holds it.
+ * Every failure is -EACCES: the credential is missing or unusable, which waiting will not fix but
+ * the admin can; the key itself may well be there. */
 static int pin_get(Store *s, Secret **ret) {
         _cleanup_secret_ Secret *pin = NULL;
         const char *fn = secure_getenv("DKM_PKCS11_PIN_FILE"), *v = secure_getenv("DKM_PKCS11_PIN");
@@ -56,15 +58,15 @@ static int pin_get(Store *s, Secret **ret) {
         if (fn && fn[0]) {
                 fd = open(fn, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
                 if (fd < 0)
-                        return store_error(s, -ENOKEY, NULL, "cannot open the PIN file %s (DKM_PKCS11_PIN_FILE): %s",
+                        return store_error(s, -EACCES, NULL, "cannot open the PIN file %s (DKM_PKCS11_PIN_FILE): %s",
                                            fn, strerror(errno));
                 if (fstat(fd, &st) < 0)
-                        return store_error(s, -ENOKEY, NULL, "cannot stat the PIN file %s: %s", fn, strerror(errno));
+                        return store_error(s, -EACCES, NULL, "cannot stat the PIN file %s: %s", fn, strerror(errno));
                 if (!S_ISREG(st.st_mode))
-                        return store_error(s, -ENOKEY, NULL, "the PIN file %s is not a regular file", fn);
+                        return store_error(s, -EACCES, NULL, "the PIN file %s is not a regular file", fn);
                 /* Like a key file: a PIN others can read is not the token owner's secret any more. */
                 if (st.st_uid != geteuid() || (st.st_mode & 0077))
-                        return store_error(s, -ENOKEY, NULL,
+                        return store_error(s, -EACCES, NULL,
                                            "the PIN file %s: owner or mode %04o lets others read it; refusing to use it",
                                            fn, (unsigned) (st.st_mode & 07777));
                 r = secret_new(PIN_MAX + 1, &pin);
@@ -72,22 +74,22 @@ static int pin_get(Store *s, Secret **ret) {
                         return r;
                 n = loop_read(fd, pin->data, pin->size);
                 if (n < 0)
-                        return store_error(s, -ENOKEY, NULL, "cannot read the PIN file %s: %s", fn, strerror((int) -n));
+                        return store_error(s, -EACCES, NULL, "cannot read the PIN file %s: %s", fn, strerror((int) -n));
                 if ((size_t) n > PIN_MAX)
-                        return store_error(s, -ENOKEY, NULL, "the PIN file %s is longer than %u bytes", fn, PIN_MAX);
+                        return store_error(s, -EACCES, NULL, "the PIN file %s is longer than %u bytes", fn, PIN_MAX);
                 pin->size = (size_t) n;
                 if (memchr(pin->data, '\n', pin->size))
                         pin->size = (size_t) ((uint8_t *) memchr(pin->data, '\n', pin->size) - pin->data);
         } else if (v && v[0]) {
                 if (strlen(v) > PIN_MAX)
-                        return store_error(s, -ENOKEY, NULL, "DKM_PKCS11_PIN is longer than %u bytes", PIN_MAX);
+                        return store_error(s, -EACCES, NULL, "DKM_PKCS11_PIN is longer than %u bytes", PIN_MAX);
                 r = secret_new_copy(v, strlen(v), &pin);
                 if (r < 0)
                         return r;
         } else
-                return store_error(s, -ENOKEY, NULL, "needs the token's PIN: set DKM_PKCS11_PIN_FILE or DKM_PKCS11_PIN");
+                return store_error(s, -EACCES, NULL, "needs the token's PIN: set DKM_PKCS11_PIN_FILE or DKM_PKCS11_PIN");
         if (pin->size == 0)
-                return store_error(s, -ENOKEY, NULL, "the PKCS#11 PIN is empty");
+                return store_error(s, -EACCES, NULL, "the PKCS#11 PIN is empty");
         *ret = TAKE_PTR(pin);
         return 0;
 }
@@ -173,6 +175,23 @@ static const char *rv_name(CK_RV rv) {
         }
 }
 
+/* How a failed call is classified (store.h, StoreProtectorHealth): the device gone is -EHOSTDOWN
+ * (try later), a PIN the token refuses is -EACCES (retrying burns tries), anything else is what
+ * the caller says (dflt): -ENOKEY where it means the key does not open the protector. */
+static int rv_errno(CK_RV rv, int dflt) {
+        switch (rv) {
+        case CKR_DEVICE_REMOVED: case CKR_TOKEN_NOT_PRESENT: case CKR_TOKEN_NOT_RECOGNIZED:
+        case CKR_DEVICE_ERROR: case CKR_DEVICE_MEMORY: case CKR_SESSION_CLOSED: case CKR_SESSION_HANDLE_INVALID:
+        case CKR_CRYPTOKI_NOT_INITIALIZED: case CKR_SLOT_ID_INVALID:
+                return -EHOSTDOWN;
+        case CKR_PIN_INCORRECT: case CKR_PIN_LOCKED: case CKR_PIN_EXPIRED: case CKR_PIN_LEN_RANGE:
+        case CKR_PIN_INVALID: case CKR_USER_NOT_LOGGED_IN:
+                return -EACCES;
+        default:
+                return dflt;
+        }
+}
+
 static int token_open(Store *s, const Protector *p, Token *t) {
         _cleanup_secret_ Secret *pin = NULL;
         const char *why = NULL;
@@ -196,7 +215,7 @@ static int token_open(Store *s, const Protector *p, Token *t) {
         if (u.module_path[0]) {
                 t->module = p11_kit_module_load(u.module_path, 0);
                 if (!t->module)
-                        return store_error(s, -ENOKEY, NULL, "cannot load PKCS#11 module %s: %s", u.module_path,
+                        return store_error(s, -EHOSTDOWN, NULL, "cannot load PKCS#11 module %s: %s", u.module_path,
                                            p11_kit_message() ?: "failed");
                 t->own_module = true;
                 rv = p11_kit_module_initialize(t->module);
@@ -204,14 +223,14 @@ static int token_open(Store *s, const Protector *p, Token *t) {
                         p11_kit_module_release(t->module);
                         t->own_module = false;
                         t->module = NULL;
-                        return store_error(s, -ENOKEY, NULL, "cannot initialize PKCS#11 module %s: %s (0x%lx)",
+                        return store_error(s, -EHOSTDOWN, NULL, "cannot initialize PKCS#11 module %s: %s (0x%lx)",
                                            u.module_path, rv_name(rv), (unsigned long) rv);
                 }
                 r = find_token(t->module, u.token, &slot);
         } else {
                 t->modules = p11_kit_modules_load_and_initialize(0);
                 if (!t->modules)
-                        return store_error(s, -ENOKEY, NULL, "cannot load the p11-kit modules: %s",
+                        return store_error(s, -EHOSTDOWN, NULL, "cannot load the p11-kit modules: %s",
                                            p11_kit_message() ?: "failed");
                 for (CK_FUNCTION_LIST **m = t->modules; *m && r == 0; m++) {
                         _cleanup_free_ char *name = p11_kit_module_get_name(*m);
@@ -223,23 +242,24 @@ static int token_open(Store *s, const Protector *p, Token *t) {
                                 t->module = *m;
                 }
         }
+        /* Ambiguity is a configuration problem, not a withdrawn key: -ENOTUNIQ counts as unavailable. */
         if (r == -ENOTUNIQ)
-                return store_error(s, -ENOKEY, NULL, "more than one token is labelled '%s'", u.token);
+                return store_error(s, -ENOTUNIQ, NULL, "more than one token is labelled '%s'", u.token);
         if (r < 0)
                 return r;
         if (r == 0)
-                return store_error(s, -ENOKEY, NULL, "no token labelled '%s' (HSM unreachable, or not this one)",
+                return store_error(s, -EHOSTDOWN, NULL, "no token labelled '%s' (HSM unreachable, or not this one)",
                                    u.token);
 
         rv = t->module->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &t->session);
         if (rv != CKR_OK)
-                return store_error(s, -ENOKEY, NULL, "token '%s': cannot open a session: %s (0x%lx)", u.token,
+                return store_error(s, rv_errno(rv, -EHOSTDOWN), NULL, "token '%s': cannot open a session: %s (0x%lx)", u.token,
                                    rv_name(rv), (unsigned long) rv);
         t->open = true;
         /* One login attempt per unlock, never a retry: a wrong PIN counts towards the token's lockout. */
         rv = t->module->C_Login(t->session, CKU_USER, pin->data, pin->size);
         if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
-                return store_error(s, -ENOKEY, NULL, "token '%s': login refused: %s (0x%lx)", u.token, rv_name(rv),
+                return store_error(s, rv_errno(rv, -EACCES), NULL, "token '%s': login refused: %s (0x%lx)", u.token, rv_name(rv),
                                    (unsigned long) rv);
         t->logged_in = rv == CKR_OK;
 
@@ -254,13 +274,13 @@ static int token_open(Store *s, const Protector *p, Token *t) {
                 (void) t->module->C_FindObjectsFinal(t->session);
         }
         if (rv != CKR_OK)
-                return store_error(s, -ENOKEY, NULL, "token '%s': cannot search for key '%s': %s (0x%lx)", u.token,
+                return store_error(s, rv_errno(rv, -EHOSTDOWN), NULL, "token '%s': cannot search for key '%s': %s (0x%lx)", u.token,
                                    u.object, rv_name(rv), (unsigned long) rv);
         if (nfound == 0)
                 return store_error(s, -ENOKEY, NULL, "token '%s' has no AES key '%s' (never created, or deleted: withdrawn)", u.token,
                                    u.object);
         if (nfound > 1)
-                return store_error(s, -ENOKEY, NULL, "token '%s' has more than one AES key '%s'; add id= to the URI",
+                return store_error(s, -ENOTUNIQ, NULL, "token '%s' has more than one AES key '%s'; add id= to the URI",
                                    u.token, u.object);
         t->key = objs[0];
         return 0;
@@ -310,7 +330,7 @@ static int token_decrypt(Store *s, const Protector *p, Token *t, Secret **ret_ke
                 rv = t->module->C_Decrypt(t->session, (CK_BYTE_PTR) sealed + sizeof(iv),
                                           PROTECTOR_PKCS11_SEALED_BYTES - sizeof(iv), buf->data, &n);
         if (rv != CKR_OK)
-                return store_error(s, -ENOKEY, NULL, "the token's key does not open this protector: %s (0x%lx)",
+                return store_error(s, rv_errno(rv, -ENOKEY), NULL, "the token's key does not open this protector: %s (0x%lx)",
                                    rv == CKR_FUNCTION_FAILED ? "authentication failed (the key was replaced?)" : rv_name(rv),
                                    (unsigned long) rv);
         if (n != CRYPT_KEY_BYTES)
@@ -364,7 +384,7 @@ static int pkcs11_seal(Store *s, Protector *p, const Secret *root, const Secret 
         if (rv == CKR_OK)
                 rv = t.module->C_Encrypt(t.session, key->data, key->size, sealed + PROTECTOR_PKCS11_IV_BYTES, &n);
         if (rv != CKR_OK || n != CRYPT_KEY_BYTES + CRYPT_TAG_BYTES) {
-                r = store_error(s, -ENOKEY, NULL, "the token cannot seal with its key: %s (0x%lx)", rv_name(rv),
+                r = store_error(s, rv_errno(rv, -ENOKEY), NULL, "the token cannot seal with its key: %s (0x%lx)", rv_name(rv),
                                 (unsigned long) rv);
                 goto finish;
         }
@@ -376,6 +396,9 @@ static int pkcs11_seal(Store *s, Protector *p, const Secret *root, const Secret 
                 r = protector_wrap_root(s, p, key, root);
 finish:
         token_close(&t);
+        /* Adding keeps one answer for "this token cannot take the protector now" (store.h). */
+        if (r == -EHOSTDOWN || r == -EACCES || r == -ENOTUNIQ)
+                r = -ENOKEY;
         return r;
 }
 
@@ -396,7 +419,10 @@ static int pkcs11_unseal(Store *s, const Protector *p, const Secret *credential,
         return r;
 }
 
-/* needs_credential false: the PIN is not the passphrase store_unlock() is given but comes from
+/* unseal's errors: -EHOSTDOWN module or token unreachable, -EACCES PIN missing, unusable or
+ * refused, -ENOKEY the key object is gone or does not open the protector (withdrawn), -ENOTUNIQ
+ * two tokens or keys match the URI.
+ * needs_credential false: the PIN is not the passphrase store_unlock() is given but comes from
  * the environment, so it is tried without a passphrase (after the key files), and says "needs the
  * token's PIN" without one. */
 const ProtectorOps protector_pkcs11_ops = {

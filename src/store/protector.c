@@ -18,6 +18,7 @@ static const ProtectorOps *const protector_types[] = {
         &protector_file_ops,
         &protector_passphrase_ops,
         &protector_pkcs11_ops,
+        &protector_tpm2_ops,
 };
 
 bool store_protector_name_is_valid(const char *name) {
@@ -231,6 +232,8 @@ static int protector_add(Store *s, const ProtectorOps *ops, const char *name, co
                 return store_error(s, -ENOKEY, NULL, "the store is locked; unlock it before adding a protector");
         r = store_lock(s, &lock_fd);
         if (r >= 0)
+                r = store_refuse_if_purged(s);
+        if (r >= 0)
                 r = protector_add_locked(s, ops, name, credential, tmpl);
         return store_finish(s, r);
 }
@@ -259,6 +262,26 @@ int store_protector_add_pkcs11(Store *s, const char *name, const char *uri) {
                 return store_error(s, -EINVAL, NULL, "the PKCS#11 URI must name the token and the key object by label (token=...;object=...)");
         snprintf(tmpl.u.pkcs11.uri, sizeof(tmpl.u.pkcs11.uri), "%s", uri);
         return protector_add(s, &protector_pkcs11_ops, name, NULL, &tmpl);
+}
+
+int store_protector_add_tpm2(Store *s, const char *name, const uint32_t *pcrs, size_t n_pcrs) {
+        Protector tmpl = {};
+
+        store_error_clear(s);
+        if (n_pcrs > 0 && !pcrs)
+                return store_error(s, -EINVAL, NULL, "no PCR list");
+        if (n_pcrs > PROTECTOR_TPM2_PCRS)
+                return store_error(s, -EINVAL, NULL, "%zu PCRs listed; the sha256 bank has %u", n_pcrs,
+                                   PROTECTOR_TPM2_PCRS);
+        for (size_t i = 0; i < n_pcrs; i++) {
+                if (pcrs[i] >= PROTECTOR_TPM2_PCRS)
+                        return store_error(s, -EINVAL, NULL, "PCR %u does not exist (PCRs are 0-%u)", (unsigned) pcrs[i],
+                                           PROTECTOR_TPM2_PCRS - 1);
+                if (tmpl.u.tpm2.pcr_mask & (UINT32_C(1) << pcrs[i]))
+                        return store_error(s, -EINVAL, NULL, "PCR %u is listed twice", (unsigned) pcrs[i]);
+                tmpl.u.tpm2.pcr_mask |= UINT32_C(1) << pcrs[i];
+        }
+        return protector_add(s, &protector_tpm2_ops, name, NULL, &tmpl);
 }
 
 static int protector_remove_locked(Store *s, const char *name) {
@@ -336,17 +359,82 @@ int store_protector_list(Store *s, StoreProtectorInfo **ret, size_t *ret_n) {
         return 0;
 }
 
-/* Collect "name: why" for the final -ENOKEY message, without the store path each reason repeats. */
-static void note_failure(Store *s, char *why, size_t size, const char *name) {
-        size_t used = strlen(why), pl = strlen(s->path);
+/* The last error without the store path it starts with: a reason per protector, in a list. */
+static const char *error_in_store(const Store *s) {
+        size_t pl = strlen(s->path);
         const char *msg = s->error;
 
         if (strncmp(msg, s->path, pl) == 0 && msg[pl] == '/')
                 msg += pl + 1;
         else if (strncmp(msg, s->path, pl) == 0 && msg[pl] == ':' && msg[pl + 1] == ' ')
                 msg += pl + 2;
-        snprintf(why + used, size - used, "%s%s: %s", used ? "; " : "", name, msg[0] ? msg : "failed");
+        return msg[0] ? msg : "failed";
+}
+
+/* Collect "name: why" for the final -ENOKEY message, without the store path each reason repeats. */
+static void note_failure(Store *s, char *why, size_t size, const char *name) {
+        size_t used = strlen(why);
+
+        snprintf(why + used, size - used, "%s%s: %s", used ? "; " : "", name, error_in_store(s));
         store_error_clear(s);
+}
+
+/* The order protectors are tried in, cheapest first: key files cost nothing, devices a round
+ * trip (and a PIN try), passphrases an Argon2id run. */
+enum { PASS_FILE, PASS_DEVICE, PASS_CREDENTIAL, _PASS_MAX };
+
+static unsigned protector_pass(const Protector *p) {
+        return p->ops->needs_credential ? PASS_CREDENTIAL : p->ops->uses_device ? PASS_DEVICE : PASS_FILE;
+}
+
+/* The unseal ops' errors, as store.h defines them. */
+static StoreProtectorHealth health_from_error(int r) {
+        switch (r) {
+        case -ENOKEY:
+                return STORE_PROTECTOR_WITHDRAWN;
+        case -EACCES:
+                return STORE_PROTECTOR_REFUSED;
+        case -EKEYREJECTED:
+                return STORE_PROTECTOR_PCR_MISMATCH;
+        default:
+                /* -EHOSTDOWN, and anything unforeseen (-ENOMEM, -EIO): it may pass. */
+                return STORE_PROTECTOR_UNAVAILABLE;
+        }
+}
+
+/* Try one protector now, for store_unlock() and store_protector_check() alike. OK: on a locked
+ * store *ret_root is the root key it opened; on an unlocked one it opened the root key held (one
+ * that opens another key is withdrawn: it no longer opens this store). Otherwise s->error says why. */
+static StoreProtectorHealth protector_try(Store *s, const Protector *p, const Secret *credential, Secret **ret_root) {
+        _cleanup_secret_ Secret *root = NULL;
+        int r;
+
+        /* Any failure, even -ENOMEM from a greedy Argon2 setting, is this protector's: the next one
+         * may still work. */
+        r = p->ops->unseal(s, p, credential, &root);
+        if (r < 0)
+                return health_from_error(r);
+        if (s->root_key && secret_equal(root, s->root_key) != 1) {
+                (void) store_error(s, -ENOKEY, NULL, "opens another root key than the one this store holds");
+                return STORE_PROTECTOR_WITHDRAWN;
+        }
+        if (ret_root)
+                *ret_root = TAKE_PTR(root);
+        return STORE_PROTECTOR_OK;
+}
+
+/* While a purge waits (store_suspend()), only dkmd, which holds the root key already, has it:
+ * no upcall or dkm-store brings a key back into the kernel meanwhile. */
+static int refuse_if_suspended(Store *s) {
+        _cleanup_free_ char *why = NULL;
+        int r;
+
+        r = store_suspended(s, &why);
+        if (r < 0)
+                return store_finish(s, r);
+        if (r > 0)
+                return store_error(s, -ENOKEY, NULL, "suspended: %s (dkmctl purge cancel resumes it)", why);
+        return 0;
 }
 
 int store_unlock(Store *s, const Secret *passphrase) {
@@ -355,16 +443,21 @@ int store_unlock(Store *s, const Secret *passphrase) {
         int r;
 
         store_error_clear(s);
+        /* Even a Store that holds the root key lets go of it: a purge destroyed what it opens. */
+        r = store_refuse_if_purged(s);
+        if (r < 0)
+                return r;
         if (s->root_key)
                 return 0;
+        r = refuse_if_suspended(s);
+        if (r < 0)
+                return r;
         r = store_list_dir(s->protectors_fd, STORE_PROTECTOR_SUFFIX, &names);
         if (r < 0)
                 return store_finish(s, store_error(s, r, STORE_PROTECTORS_DIR, "cannot list: %s", strerror(-r)));
 
-        /* Cheapest first: key files cost nothing to try, devices a round trip (and a PIN try),
-         * passphrases an Argon2id run. */
-        for (int pass = 0; pass < 3; pass++) {
-                if (pass == 2 && !passphrase)
+        for (unsigned pass = 0; pass < _PASS_MAX; pass++) {
+                if (pass == PASS_CREDENTIAL && !passphrase)
                         break;
                 for (char **n = names; *n; n++) {
                         Secret *root = NULL;
@@ -377,12 +470,9 @@ int store_unlock(Store *s, const Secret *passphrase) {
                                 store_error_clear(s);
                                 continue;
                         }
-                        if (pass != (p.ops->needs_credential ? 2 : p.ops->uses_device ? 1 : 0))
+                        if (pass != protector_pass(&p))
                                 continue;
-                        /* Any failure, even -ENOMEM from a greedy Argon2 setting, is this protector's:
-                         * the next one may still work. */
-                        r = p.ops->unseal(s, &p, passphrase, &root);
-                        if (r < 0) {
+                        if (protector_try(s, &p, passphrase, &root) != STORE_PROTECTOR_OK) {
                                 note_failure(s, why, sizeof(why), *n);
                                 continue;
                         }
@@ -393,4 +483,116 @@ int store_unlock(Store *s, const Secret *passphrase) {
         if (!passphrase && !why[0])
                 return store_error(s, -ENOKEY, NULL, "no protector unlocks the store without a passphrase");
         return store_error(s, -ENOKEY, NULL, "no protector unlocked the root key (%s)", why[0] ? why : "none present");
+}
+
+static const char *const health_names[_STORE_PROTECTOR_HEALTH_MAX] = {
+        [STORE_PROTECTOR_OK] = "ok",
+        [STORE_PROTECTOR_UNAVAILABLE] = "unavailable",
+        [STORE_PROTECTOR_REFUSED] = "pin-refused",
+        [STORE_PROTECTOR_PCR_MISMATCH] = "pcr-mismatch",
+        [STORE_PROTECTOR_WITHDRAWN] = "withdrawn",
+        [STORE_PROTECTOR_UNTESTED] = "untested",
+        [STORE_PROTECTOR_INVALID] = "invalid",
+};
+
+const char *store_protector_health_to_string(StoreProtectorHealth h) {
+        if ((unsigned) h >= ELEMENTSOF(health_names))
+                return NULL;
+        return health_names[h];
+}
+
+static bool strv_contains(char *const *l, const char *s) {
+        for (; l && *l; l++)
+                if (strcmp(*l, s) == 0)
+                        return true;
+        return false;
+}
+
+static void status_set(StoreProtectorStatus *st, StoreProtectorHealth h, const char *detail) {
+        st->health = h;
+        snprintf(st->detail, sizeof(st->detail), "%s", h == STORE_PROTECTOR_OK ? "" : detail);
+}
+
+/* The check's first look at a protector: load it (into p) and say whether it is to be tried at all.
+ * True when settled without trying (invalid, untested, skipped). */
+static bool check_classify(Store *s, const char *name, char *const *skip, Protector *p, StoreProtectorStatus *st) {
+        snprintf(st->name, sizeof(st->name), "%s", name);
+        if (protector_load(s, name, p) < 0) {
+                snprintf(st->type, sizeof(st->type), "invalid");
+                status_set(st, STORE_PROTECTOR_INVALID, error_in_store(s));
+                return true;
+        }
+        snprintf(st->type, sizeof(st->type), "%s", p->ops->type);
+        if (p->ops->needs_credential) {
+                status_set(st, STORE_PROTECTOR_UNTESTED, "needs a passphrase");
+                return true;
+        }
+        /* The caller saw this PIN refused: another try could lock the token. */
+        if (strv_contains(skip, name)) {
+                status_set(st, STORE_PROTECTOR_REFUSED, "not tried again: the token refused the PIN before");
+                return true;
+        }
+        return false;
+}
+
+/* Try p now; a locked store keeps the first root key that opens. */
+static void check_try(Store *s, const Protector *p, StoreProtectorStatus *st) {
+        Secret *root = NULL;
+        StoreProtectorHealth h;
+
+        h = protector_try(s, p, NULL, s->root_key ? NULL : &root);
+        status_set(st, h, error_in_store(s));
+        if (h == STORE_PROTECTOR_OK && !s->root_key)
+                s->root_key = root;
+}
+
+int store_protector_check(Store *s, char *const *skip, StoreProtectorStatus **ret, size_t *ret_n) {
+        _cleanup_strv_free_ char **names = NULL;
+        _cleanup_free_ StoreProtectorStatus *l = NULL;
+        _cleanup_free_ Protector *p = NULL;
+        _cleanup_free_ bool *settled = NULL;
+        char purged[sizeof(l->detail)] = "";
+        size_t n = 0;
+        int r;
+
+        store_error_clear(s);
+        /* Left by a purge cut short: what it would open is destroyed, and must not be opened. */
+        if (store_refuse_if_purged(s) < 0)
+                snprintf(purged, sizeof(purged), "%s", error_in_store(s));
+        store_error_clear(s);
+        r = store_list_dir(s->protectors_fd, STORE_PROTECTOR_SUFFIX, &names);
+        if (r < 0)
+                return store_finish(s, store_error(s, r, STORE_PROTECTORS_DIR, "cannot list: %s", strerror(-r)));
+        while (names[n])
+                n++;
+        l = calloc(MAX(n, (size_t) 1), sizeof(*l));
+        p = calloc(MAX(n, (size_t) 1), sizeof(*p));
+        settled = calloc(MAX(n, (size_t) 1), sizeof(*settled));
+        if (!l || !p || !settled)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                settled[i] = check_classify(s, names[i], skip, &p[i], &l[i]);
+                if (!settled[i] && purged[0]) {
+                        status_set(&l[i], STORE_PROTECTOR_WITHDRAWN, purged);
+                        settled[i] = true;
+                }
+                store_error_clear(s);
+        }
+        /* Key files before devices, as store_unlock() tries them: a locked store is opened by the
+         * cheapest way in, and each device gets exactly one round trip. */
+        for (unsigned pass = PASS_FILE; pass <= PASS_DEVICE; pass++)
+                for (size_t i = 0; i < n; i++) {
+                        if (settled[i] || protector_pass(&p[i]) != pass)
+                                continue;
+                        check_try(s, &p[i], &l[i]);
+                        store_error_clear(s);
+                }
+        *ret = TAKE_PTR(l);
+        *ret_n = n;
+        return 0;
+}
+
+void store_forget_root_key(Store *s) {
+        if (s)
+                s->root_key = secret_free(s->root_key);
 }

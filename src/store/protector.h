@@ -13,6 +13,12 @@
 #define PROTECTOR_PKCS11_IV_BYTES 12U
 #define PROTECTOR_PKCS11_SEALED_BYTES (PROTECTOR_PKCS11_IV_BYTES + CRYPT_KEY_BYTES + CRYPT_TAG_BYTES)
 
+/* sha256 PCRs 0-23. A sealed-data object of 32 bytes marshals to ~80 (public) and ~160 (private)
+ * bytes with sha256; the bound leaves room for larger name algorithms and keeps a planted file
+ * from making the Protector (a stack object) large. */
+#define PROTECTOR_TPM2_PCRS 24U
+#define PROTECTOR_TPM2_BLOB_MAX 1024U
+
 typedef struct Protector Protector;
 
 typedef struct ProtectorOps {
@@ -51,6 +57,13 @@ struct Protector {
                          * IV (12) || ciphertext (32) || tag (16). */
                         uint8_t sealed_key[PROTECTOR_PKCS11_SEALED_BYTES];
                 } pkcs11;
+                struct {
+                        uint32_t pcr_mask; /* bit i: sha256 PCR i is in the policy; 0: no policy */
+                        /* The sealed-data object as TPM2B_PUBLIC and TPM2B_PRIVATE, marshalled. */
+                        uint16_t pub_size, priv_size;
+                        uint8_t pub[PROTECTOR_TPM2_BLOB_MAX];
+                        uint8_t priv[PROTECTOR_TPM2_BLOB_MAX];
+                } tpm2;
         } u;
         uint8_t wrapped_root[CRYPT_WRAPPED_KEY_BYTES];
 };
@@ -58,6 +71,7 @@ struct Protector {
 extern const ProtectorOps protector_file_ops;
 extern const ProtectorOps protector_passphrase_ops;
 extern const ProtectorOps protector_pkcs11_ops;
+extern const ProtectorOps protector_tpm2_ops;
 
 #define PROTECTOR_ROOT_AD_MAX (sizeof("dkm root v1") + STORE_ID_BYTES + 32 + STORE_PROTECTOR_NAME_MAX)
 /* The root key's AD for protector p: "dkm root v1" 0 || store id || type 0 || name. Devices that

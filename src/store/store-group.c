@@ -99,6 +99,8 @@ static int group_unwrap_kek(Store *s, const StoreGroup *g, Secret **ret) {
         r = check_unlocked(s);
         if (r < 0)
                 return r;
+        if (group_kek_destroyed(g))
+                return store_error(s, -EKEYREVOKED, NULL, "group '%s' was purged; its keys are destroyed", g->name);
         r = store_keys_unwrap_kek(s->root_key, g, ret);
         if (r == -EBADMSG) {
                 group_paths(g->name, fn, rel);
@@ -248,6 +250,8 @@ int store_group_create(Store *s, const char *name, gid_t gid, CryptAlg alg, cons
         if (r >= 0)
                 r = store_lock(s, &lock_fd);
         if (r >= 0)
+                r = store_refuse_if_purged(s);
+        if (r >= 0)
                 r = group_create_locked(s, name, gid, alg, policy ?: &STORE_GROUP_POLICY_DEFAULT, ret);
         return store_finish(s, r);
 }
@@ -273,7 +277,9 @@ static int group_add_pending(Store *s, StoreGroup *g, uint32_t *ret_number) {
         _cleanup_secret_ Secret *kek = NULL;
         int r;
 
-        r = group_unwrap_kek(s, g, &kek);
+        r = store_refuse_if_purged(s);
+        if (r >= 0)
+                r = group_unwrap_kek(s, g, &kek);
         if (r >= 0)
                 r = group_add_generation(s, g, kek, ret_number);
         if (r >= 0)
@@ -362,6 +368,16 @@ int store_generation_archive(Store *s, const char *group, uint32_t number) {
         return store_finish(s, r);
 }
 
+/* Crypto-shredding of one generation: the wrapped key leaves the group; the commit that follows
+ * replaces the file that held it. */
+static void generation_destroy_key(StoreGeneration *gen, uint64_t now) {
+        gen->state = GENERATION_RETIRED;
+        if (gen->retired_usec == 0)
+                gen->retired_usec = now;
+        gen->has_key = false;
+        memset(gen->wrapped_key, 0, sizeof(gen->wrapped_key));
+}
+
 int store_generation_retire(Store *s, const char *group, uint32_t number) {
         _cleanup_store_group_ StoreGroup *g = NULL;
         _cleanup_close_ int lock_fd = -EBADF;
@@ -383,13 +399,36 @@ int store_generation_retire(Store *s, const char *group, uint32_t number) {
         else if (gen->state == GENERATION_RETIRED)
                 r = store_error(s, -EALREADY, NULL, "generation %u of '%s' is already retired", number, group);
         else {
-                gen->state = GENERATION_RETIRED;
-                gen->retired_usec = store_now_usec();
-                gen->has_key = false;
-                memset(gen->wrapped_key, 0, sizeof(gen->wrapped_key));
+                generation_destroy_key(gen, store_now_usec());
                 r = group_commit(s, g);
         }
         return store_finish(s, r);
+}
+
+int store_group_destroy_keys_locked(Store *s, const char *name) {
+        _cleanup_store_group_ StoreGroup *g = NULL;
+        char fn[GROUP_FN_MAX], rel[GROUP_REL_MAX];
+        uint64_t now = store_now_usec();
+        int r;
+
+        group_paths(name, fn, rel);
+        r = group_read(s, name, &g);
+        if (r == -ENOENT)
+                return 0;
+        if (r == -EBADMSG || r == -EPROTONOSUPPORT || r == -ELOOP) {
+                /* No tombstone can be written for what cannot be parsed; its keys go with it. */
+                store_error_clear(s);
+                r = unlink_durable(s->groups_fd, fn);
+                if (r < 0)
+                        return store_error(s, r, rel, "cannot remove: %s", strerror(-r));
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < g->n_generations; i++)
+                generation_destroy_key(&g->generations[i], now);
+        memset(g->wrapped_kek, 0, sizeof(g->wrapped_kek));
+        return group_commit(s, g);
 }
 
 int store_generation_unwrap(Store *s, const StoreGroup *g, uint32_t number, Secret **ret) {

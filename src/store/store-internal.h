@@ -15,6 +15,8 @@
 #define STORE_GROUP_SUFFIX ".group"
 #define STORE_PROTECTOR_SUFFIX ".protector"
 #define STORE_KEYFILE_SUFFIX ".key"
+#define STORE_POLICY_FILE "store.policy"
+#define STORE_PURGED_FILE "purged"
 
 struct Store {
         char *path;
@@ -53,3 +55,10 @@ int store_keys_wrap_generation(const Secret *kek, const uint8_t id[STORE_GROUP_I
                                const Secret *key, uint8_t ret[CRYPT_WRAPPED_KEY_BYTES]) _warn_unused_result_;
 int store_keys_unwrap_generation(const Secret *kek, const uint8_t id[STORE_GROUP_ID_BYTES], uint32_t number,
                                  const uint8_t wrapped[CRYPT_WRAPPED_KEY_BYTES], Secret **ret) _warn_unused_result_;
+
+/* Purge (store-purge.c): -ENOKEY, "the store was purged at DATE", and the root key forgotten, if
+ * the purged marker exists (or cannot be read: a purge is never undone by a damaged marker). */
+int store_refuse_if_purged(Store *s) _warn_unused_result_;
+/* Crypto-shred one group file under the lock: every generation retired, the KEK destroyed; a
+ * group file that cannot be parsed is removed whole (it may hold keys no tombstone could keep). */
+int store_group_destroy_keys_locked(Store *s, const char *name) _warn_unused_result_;

@@ -140,8 +140,86 @@ int store_protector_add_passphrase(Store *s, const char *name, const Secret *pas
  * (DKM_PKCS11_PIN_FILE, else DKM_PKCS11_PIN), here and at unlock. -EINVAL bad URI or key,
  * -ENOKEY no PIN, token, key or wrong PIN. */
 int store_protector_add_pkcs11(Store *s, const char *name, const char *uri) _warn_unused_result_;
+/* A TPM2 protector (docs/CUSTOMER-KEY.md): the protector key sealed to the TPM named by
+ * DKM_TPM2_TCTI (default "device:/dev/tpmrm0"), under a primary key made from the standard
+ * storage template each time; with n_pcrs > 0 also to the current values of those sha256 PCRs.
+ * -EINVAL bad PCR list, -EHOSTDOWN no TPM. */
+int store_protector_add_tpm2(Store *s, const char *name, const uint32_t *pcrs, size_t n_pcrs) _warn_unused_result_;
 int store_protector_remove(Store *s, const char *name) _warn_unused_result_;
 int store_protector_list(Store *s, StoreProtectorInfo **ret, size_t *ret_n) _warn_unused_result_;
+
+/* Why a protector can or cannot open the root key now. The unseal ops say it with their error:
+ * -ENOKEY withdrawn, -EHOSTDOWN unavailable, -EACCES refused, -EKEYREJECTED PCR mismatch; any
+ * other error counts as unavailable (it may pass). */
+typedef enum StoreProtectorHealth {
+        STORE_PROTECTOR_OK,           /* opens the root key (the one held, if the store is unlocked) */
+        STORE_PROTECTOR_UNAVAILABLE,  /* its device cannot be reached (no token, no module, no TPM): try later */
+        STORE_PROTECTOR_REFUSED,      /* the device refused the credential (wrong or locked PIN): retrying burns tries */
+        STORE_PROTECTOR_PCR_MISMATCH, /* TPM2: the PCRs no longer match the protector's policy */
+        STORE_PROTECTOR_WITHDRAWN,    /* the key is gone or no longer opens it (deleted HSM key, key file missing) */
+        STORE_PROTECTOR_UNTESTED,     /* needs a passphrase; not tried */
+        STORE_PROTECTOR_INVALID,      /* the protector file is damaged */
+        _STORE_PROTECTOR_HEALTH_MAX,
+} StoreProtectorHealth;
+
+/* "ok", "unavailable", "pin-refused", "pcr-mismatch", "withdrawn", "untested", "invalid". */
+const char *store_protector_health_to_string(StoreProtectorHealth h);
+
+typedef struct StoreProtectorStatus {
+        char name[STORE_PROTECTOR_NAME_MAX + 1];
+        char type[16];
+        StoreProtectorHealth health;
+        char detail[256]; /* why, for anything but OK ("" then); never key material */
+} StoreProtectorStatus;
+
+/* Try every protector that needs no passphrase, now: one device round trip (and one PIN try) each,
+ * key files first. Those named in skip (NULL-terminated, may be NULL) are not tried and come back
+ * REFUSED ("not tried again after the PIN was refused"): the caller's way never to loop on a
+ * wrong PIN. A locked store is unlocked by the first that opens it; on an unlocked one each
+ * result is compared with the root key held (a different one is WITHDRAWN). Sorted by name.
+ * Fails only on a store that cannot be listed, or -ENOMEM. */
+int store_protector_check(Store *s, char *const *skip, StoreProtectorStatus **ret, size_t *ret_n)
+        _warn_unused_result_;
+
+/* Forget the root key held (the customer withdrew theirs): the store is locked again. */
+void store_forget_root_key(Store *s);
+
+/* Store-wide policy (STATE/store.policy, checksummed like a group file; absent: the default):
+ * who approves store-wide changes (adding and removing protectors, purge) and how long a purge
+ * waits after its last approval. Written by dkm-store (root on the host) only: no bus call can
+ * weaken it. */
+#define STORE_PURGE_DELAY_DEFAULT_USEC (7ULL * 86400ULL * 1000000ULL) /* 7 days, like AWS KMS's minimum */
+#define STORE_PURGE_DELAY_MAX_USEC (30ULL * 86400ULL * 1000000ULL)    /* 30 days */
+#define STORE_PURGE_DELAY_MIN_USEC 1000000ULL                         /* 1 s: tests and demos */
+typedef struct StorePolicy {
+        gid_t approval_levels[STORE_APPROVAL_LEVELS_MAX]; /* in order; none: protector changes need no
+                                                           * approval, purge is refused */
+        uint32_t n_approval_levels;
+        uint64_t purge_delay_usec;
+} StorePolicy;
+#define STORE_POLICY_DEFAULT ((StorePolicy) { .purge_delay_usec = STORE_PURGE_DELAY_DEFAULT_USEC })
+
+/* -EINVAL: more than STORE_APPROVAL_LEVELS_MAX levels, gid -1 or twice, delay out of range. */
+int store_policy_check(const StorePolicy *p) _warn_unused_result_;
+/* The default when store.policy does not exist; -EBADMSG damaged (store_last_error says how). */
+int store_policy_load(Store *s, StorePolicy *ret) _warn_unused_result_;
+int store_policy_save(Store *s, const StorePolicy *p) _warn_unused_result_;
+
+/* Crypto-shred the store: a "purged" marker first, then every protector (and key file) removed,
+ * every group's KEK and generation keys destroyed (groups stay as tombstones, every generation
+ * retired), the root key forgotten. Works locked or unlocked; idempotent, so an interrupted purge
+ * is finished by running it again. Afterwards store_unlock() and every protector add fail with
+ * -ENOKEY ("purged at ..."). */
+int store_purge(Store *s) _warn_unused_result_;
+/* While a purge waits for its time dkmd suspends the store: STATE/suspended holds why, and
+ * store_unlock() refuses (-ENOKEY, "suspended: WHY") for everyone but the Store that already holds
+ * the root key, so neither the request-key upcall nor dkm-store brings a key back meanwhile.
+ * Resume removes the marker. store_suspended(): > 0 with *ret_reason (may be NULL) if suspended. */
+int store_suspend(Store *s, const char *reason) _warn_unused_result_;
+int store_resume(Store *s) _warn_unused_result_;
+int store_suspended(Store *s, char **ret_reason) _warn_unused_result_;
+/* > 0 if the store was purged (*ret_usec: when, may be NULL), 0 if not, < 0 on a read error. */
+int store_purged(Store *s, uint64_t *ret_usec) _warn_unused_result_;
 
 /* Every mutation below takes the store's write lock, re-reads the group file under it (so
  * another writer's change is never lost), and commits with temp+fsync+rename+fsync dir.

@@ -2,6 +2,7 @@
 /* dkm-store: offline administration of the key store, for setup, tests and recovery. */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +34,14 @@ static struct {
         const char *gid;
         const char *algorithm;
         const char *rollover_period;
+        const char *approval_groups; /* policy set; "" = none */
+        const char *purge_delay;
+        bool yes_destroy_everything;
         const char *type;
         const char *uri;
+        uint32_t pcrs[32]; /* more than the 24 a TPM has, so the store names the mistake */
+        size_t n_pcrs;
+        char pcrs_text[128];
         unsigned hot_window; /* with hot_window_set; else the group's policy */
         bool hot_window_set;
 } arg = {
@@ -307,6 +314,9 @@ static int verb_protector_add(Store *s, char **args) {
         } else if (strcmp(type, "pkcs11") == 0) {
                 fprintf(stderr, "dkm-store: a PKCS#11 protector is added with 'protector add-pkcs11 NAME --uri=URI'.\n");
                 return EXIT_USAGE;
+        } else if (strcmp(type, "tpm2") == 0) {
+                fprintf(stderr, "dkm-store: a TPM2 protector is added with 'protector add-tpm2 NAME [--pcrs=LIST]'.\n");
+                return EXIT_USAGE;
         } else {
                 fprintf(stderr, "dkm-store: --type=%s: unknown protector type; use file or passphrase.\n", type);
                 return EXIT_USAGE;
@@ -337,6 +347,23 @@ static int verb_protector_add_pkcs11(Store *s, char **args) {
         return 0;
 }
 
+/* The TPM needs no setup here: the primary key is made from the standard template each time, and
+ * only the TPM's owner (who could clear it) can take the protector away. */
+static int verb_protector_add_tpm2(Store *s, char **args) {
+        int r;
+
+        r = store_protector_add_tpm2(s, args[0], arg.pcrs, arg.n_pcrs);
+        if (r == -EINVAL) {
+                fprintf(stderr, "dkm-store: %s: %s\n", args[0], store_last_error(s) ?: "invalid");
+                return EXIT_USAGE;
+        }
+        if (r < 0)
+                return fail(s, r, args[0]);
+        printf("Added tpm2 protector %s%s%s.\n", args[0], arg.n_pcrs ? ", sealed to the current values of PCRs " : "",
+               arg.n_pcrs ? arg.pcrs_text : "");
+        return 0;
+}
+
 static int verb_protector_remove(Store *s, char **args) {
         int r = store_protector_remove(s, args[0]);
         if (r == -EBUSY) {
@@ -346,6 +373,157 @@ static int verb_protector_remove(Store *s, char **args) {
         if (r < 0)
                 return fail(s, r, args[0]);
         printf("Removed protector %s.\n", args[0]);
+        return 0;
+}
+
+/* Every protector that needs no passphrase, tried now; "protector list" only reads the files. */
+static int verb_protector_check(Store *s, char **args) {
+        _cleanup_free_ StoreProtectorStatus *l = NULL;
+        size_t n, ok = 0;
+        int r;
+
+        r = store_protector_check(s, NULL, &l, &n);
+        if (r < 0)
+                return fail(s, r, "checking protectors");
+        printf("%-24s %-10s %-12s %s\n", "PROTECTOR", "TYPE", "HEALTH", "DETAIL");
+        for (size_t i = 0; i < n; i++) {
+                printf("%-24s %-10s %-12s %s\n", l[i].name, l[i].type,
+                       store_protector_health_to_string(l[i].health), l[i].detail);
+                ok += l[i].health == STORE_PROTECTOR_OK;
+        }
+        if (ok > 0)
+                return 0;
+        fprintf(stderr, "dkm-store: no protector opens the store now%s.\n",
+                store_purged(s, NULL) > 0 ? " (it was purged)" : "");
+        return EXIT_LOCKED;
+}
+
+static void format_groups(const StorePolicy *p, char *buf, size_t size) {
+        size_t used = 0;
+
+        buf[0] = 0;
+        for (size_t i = 0; i < p->n_approval_levels && used < size; i++) {
+                struct group grp, *g = NULL;
+                char gbuf[4096];
+
+                if (getgrgid_r(p->approval_levels[i], &grp, gbuf, sizeof(gbuf), &g) == 0 && g)
+                        used += (size_t) snprintf(buf + used, size - used, "%s%s (gid %u)", i ? ", " : "", g->gr_name,
+                                                  (unsigned) p->approval_levels[i]);
+                else
+                        used += (size_t) snprintf(buf + used, size - used, "%sgid %u (no such group)", i ? ", " : "",
+                                                  (unsigned) p->approval_levels[i]);
+        }
+}
+
+static void print_policy(const StorePolicy *p) {
+        char groups[1024], delay[64];
+
+        format_groups(p, groups, sizeof(groups));
+        format_duration_usec(p->purge_delay_usec, delay, sizeof(delay));
+        printf("Approval groups: %s\nPurge delay:     %s\n",
+               p->n_approval_levels ? groups : "none (protector changes need no approval; purge is refused)", delay);
+}
+
+static int verb_policy_show(Store *s, char **args) {
+        StorePolicy p;
+        int r;
+
+        r = store_policy_load(s, &p);
+        if (r < 0)
+                return fail(s, r, "reading the store policy");
+        print_policy(&p);
+        return 0;
+}
+
+/* "NAME,NAME" (or gids) in approval order; "" for none. */
+static int parse_approval_groups(const char *text, StorePolicy *p) {
+        char buf[1024], *w, *save = NULL;
+
+        if (strlen(text) >= sizeof(buf)) {
+                fprintf(stderr, "dkm-store: --approval-groups: too long.\n");
+                return -EINVAL;
+        }
+        snprintf(buf, sizeof(buf), "%s", text);
+        p->n_approval_levels = 0;
+        for (w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+                gid_t gid;
+
+                if (p->n_approval_levels >= STORE_APPROVAL_LEVELS_MAX) {
+                        fprintf(stderr, "dkm-store: --approval-groups: at most %u groups.\n", STORE_APPROVAL_LEVELS_MAX);
+                        return -EINVAL;
+                }
+                if (parse_gid(w, &gid) < 0) {
+                        fprintf(stderr, "dkm-store: --approval-groups: no such group '%s'.\n", w);
+                        return -EINVAL;
+                }
+                for (size_t i = 0; i < p->n_approval_levels; i++)
+                        if (p->approval_levels[i] == gid) {
+                                fprintf(stderr, "dkm-store: --approval-groups: '%s' is named twice; each group "
+                                                "approves at one level.\n", w);
+                                return -EINVAL;
+                        }
+                p->approval_levels[p->n_approval_levels++] = gid;
+        }
+        return 0;
+}
+
+static int verb_policy_set(Store *s, char **args) {
+        StorePolicy p;
+        uint64_t delay;
+        int r;
+
+        if (!arg.approval_groups && !arg.purge_delay) {
+                fprintf(stderr, "dkm-store: policy set needs --approval-groups=NAME,... and/or --purge-delay=DURATION.\n");
+                return EXIT_USAGE;
+        }
+        r = store_policy_load(s, &p);
+        if (r < 0)
+                return fail(s, r, "reading the store policy");
+        if (arg.approval_groups && parse_approval_groups(arg.approval_groups, &p) < 0)
+                return EXIT_USAGE;
+        if (arg.purge_delay) {
+                if (parse_duration_usec(arg.purge_delay, &delay) < 0 || delay < STORE_PURGE_DELAY_MIN_USEC ||
+                    delay > STORE_PURGE_DELAY_MAX_USEC) {
+                        fprintf(stderr, "dkm-store: --purge-delay=%s: a duration from 1s to 30d (e.g. 7d, 12h).\n",
+                                arg.purge_delay);
+                        return EXIT_USAGE;
+                }
+                p.purge_delay_usec = delay;
+        }
+        r = store_policy_save(s, &p);
+        if (r == -EINVAL) {
+                fprintf(stderr, "dkm-store: %s\n", store_last_error(s) ?: "store policy out of range");
+                return EXIT_USAGE;
+        }
+        if (r < 0)
+                return fail(s, r, "writing the store policy");
+        print_policy(&p);
+        return 0;
+}
+
+/* For when dkmd is gone: dkmd's purge waits its delay and asks its approvers; this one does not. */
+static int verb_purge(Store *s, char **args) {
+        uint64_t since = 0;
+        char when[32];
+        int r;
+
+        if (!arg.yes_destroy_everything) {
+                fprintf(stderr, "dkm-store: purge destroys every key of %s for good, and with them all the data "
+                                "encrypted under this store; add --yes-destroy-everything to do it.\n",
+                        arg.state_dir);
+                return EXIT_USAGE;
+        }
+        r = store_purged(s, &since);
+        if (r < 0)
+                since = 0; /* a damaged marker: the purge writes a new one */
+        r = store_purge(s);
+        if (r < 0)
+                return fail(s, r, "purging the store");
+        format_time(since, when, sizeof(when));
+        if (since)
+                printf("Finished the purge of %s begun at %s: every key is destroyed.\n", arg.state_dir, when);
+        else
+                printf("Purged %s: every key is destroyed; data encrypted with them is unreadable.\n", arg.state_dir);
         return 0;
 }
 
@@ -458,10 +636,16 @@ static const Verb verbs[] = {
         { "protector", "list", 0, 0, 0, verb_protector_list, "protector list" },
         { "protector", "add", 1, 1, 1, verb_protector_add, "protector add NAME [--type=file|passphrase]" },
         { "protector", "add-pkcs11", 1, 1, 1, verb_protector_add_pkcs11, "protector add-pkcs11 NAME --uri=URI" },
+        { "protector", "add-tpm2", 1, 1, 1, verb_protector_add_tpm2, "protector add-tpm2 NAME [--pcrs=LIST]" },
         { "protector", "remove", 1, 1, 0, verb_protector_remove, "protector remove NAME" },
+        { "protector", "check", 0, 0, 0, verb_protector_check, "protector check" },
         { "check", NULL, 0, 0, 1, verb_check, "check" },
         { "load", NULL, 1, 1, 1, verb_load, "load GROUP [--hot-window=N]" },
         { "unload", NULL, 1, 1, 0, verb_unload, "unload GROUP" },
+        { "policy", "show", 0, 0, 0, verb_policy_show, "policy show" },
+        { "policy", "set", 0, 0, 0, verb_policy_set,
+          "policy set [--approval-groups=GROUP,...|''] [--purge-delay=DURATION]" },
+        { "purge", NULL, 0, 0, 0, verb_purge, "purge --yes-destroy-everything" },
 };
 
 static void help(void) {
@@ -476,8 +660,15 @@ static void help(void) {
                "  --passphrase-fd=FD     read the passphrase from file descriptor FD\n"
                "  --uri=URI              the pkcs11: URI of a token's AES key (protector add-pkcs11);\n"
                "                         its PIN comes from $DKM_PKCS11_PIN_FILE or $DKM_PKCS11_PIN\n"
+               "  --pcrs=LIST            sha256 PCRs to seal to, e.g. 7,11 (protector add-tpm2; default\n"
+               "                         none); the TPM is $DKM_TPM2_TCTI, else device:/dev/tpmrm0\n"
                "  --hot-window=N         archived generations preloaded by 'load' (default: the\n"
                "                         group's policy, %u for a new group)\n"
+               "  --approval-groups=LIST groups approving protector changes and purge, in order\n"
+               "                         (policy set; '' for none)\n"
+               "  --purge-delay=DURATION how long dkmd waits after a purge's last approval, 1s..30d\n"
+               "                         (policy set; default 7d)\n"
+               "  --yes-destroy-everything  confirm 'purge': every key destroyed, for good\n"
                "  -h --help              show this help\n"
                "  --version              show the version\n"
                "\nExit status: 0 ok, 1 failure, 2 usage, 3 not found, 4 cannot unlock,\n"
@@ -485,8 +676,30 @@ static void help(void) {
                DKM_DEFAULT_STATE_DIR, STORE_HOT_WINDOW_DEFAULT);
 }
 
+/* Numbers only; their range and repeats are the store's to judge (it says which PCR is wrong). */
+static int parse_pcrs(const char *s) {
+        char buf[sizeof(arg.pcrs_text)], *p, *save = NULL;
+
+        arg.n_pcrs = 0;
+        if (strlen(s) >= sizeof(buf))
+                return -EINVAL;
+        snprintf(arg.pcrs_text, sizeof(arg.pcrs_text), "%s", s);
+        snprintf(buf, sizeof(buf), "%s", s);
+        if (!buf[0])
+                return 0;
+        if (buf[0] == ',' || buf[strlen(buf) - 1] == ',' || strstr(buf, ",,"))
+                return -EINVAL;
+        for (p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+                if (arg.n_pcrs >= ELEMENTSOF(arg.pcrs) || parse_uint32(p, &arg.pcrs[arg.n_pcrs]) < 0)
+                        return -EINVAL;
+                arg.n_pcrs++;
+        }
+        return 0;
+}
+
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_STATE_DIR = 0x100, ARG_PASSPHRASE, ARG_PASSPHRASE_FD, ARG_GID, ARG_ALGORITHM, ARG_PERIOD, ARG_TYPE, ARG_VERSION, ARG_HOT_WINDOW, ARG_URI };
+        enum { ARG_STATE_DIR = 0x100, ARG_PASSPHRASE, ARG_PASSPHRASE_FD, ARG_GID, ARG_ALGORITHM, ARG_PERIOD, ARG_TYPE, ARG_VERSION, ARG_HOT_WINDOW, ARG_URI, ARG_PCRS };
+        enum { ARG_APPROVAL_GROUPS = 0x200, ARG_PURGE_DELAY, ARG_YES_DESTROY };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -497,8 +710,12 @@ static int parse_argv(int argc, char *argv[]) {
                 { "algorithm", required_argument, NULL, ARG_ALGORITHM },
                 { "rollover-period", required_argument, NULL, ARG_PERIOD },
                 { "type", required_argument, NULL, ARG_TYPE },
+                { "approval-groups", required_argument, NULL, ARG_APPROVAL_GROUPS },
+                { "purge-delay", required_argument, NULL, ARG_PURGE_DELAY },
+                { "yes-destroy-everything", no_argument, NULL, ARG_YES_DESTROY },
                 { "hot-window", required_argument, NULL, ARG_HOT_WINDOW },
                 { "uri", required_argument, NULL, ARG_URI },
+                { "pcrs", required_argument, NULL, ARG_PCRS },
                 {}
         };
         uint32_t fd;
@@ -534,11 +751,27 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_PERIOD:
                         arg.rollover_period = optarg;
                         break;
+                case ARG_APPROVAL_GROUPS:
+                        arg.approval_groups = optarg;
+                        break;
+                case ARG_PURGE_DELAY:
+                        arg.purge_delay = optarg;
+                        break;
+                case ARG_YES_DESTROY:
+                        arg.yes_destroy_everything = true;
+                        break;
                 case ARG_TYPE:
                         arg.type = optarg;
                         break;
                 case ARG_URI:
                         arg.uri = optarg;
+                        break;
+                case ARG_PCRS:
+                        if (parse_pcrs(optarg) < 0) {
+                                fprintf(stderr, "dkm-store: --pcrs=%s: a comma-separated list of PCR numbers, e.g. 7,11.\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
                         break;
                 case ARG_HOT_WINDOW:
                         if (parse_uint32(optarg, &fd) < 0 || fd > STORE_HOT_WINDOW_MAX) {
@@ -577,6 +810,9 @@ static int unlock(Store *s) {
         _cleanup_secret_ Secret *pass = NULL;
         int r;
 
+        /* Purged: nothing a passphrase could open, and store_unlock() says when it happened. */
+        if (store_purged(s, NULL) != 0)
+                return store_unlock(s, NULL);
         r = store_unlock(s, NULL);
         if (r != -ENOKEY)
                 return r;

@@ -211,6 +211,34 @@ static void gen_store(const char *tmp) {
         store_free(s);
 }
 
+/* A purged store's tombstone group file ("kek=-", every generation retired) and store policies. */
+static void gen_purged(const char *tmp) {
+        StorePolicy policy = STORE_POLICY_DEFAULT;
+        char dir[512], path[1024];
+        Store *s = NULL;
+        uint32_t n;
+
+        snprintf(dir, sizeof(dir), "%s/purged", tmp);
+        CHECK(store_init(dir, NULL, &s) == 0);
+        CHECK(store_policy_save(s, &policy) == 0);
+        snprintf(path, sizeof(path), "%s/store.policy", dir);
+        put_kvfile("store-policy", "default", path);
+        policy.approval_levels[0] = 2001;
+        policy.approval_levels[1] = 2002;
+        policy.n_approval_levels = 2;
+        policy.purge_delay_usec = 12ULL * 3600 * 1000000;
+        CHECK(store_policy_save(s, &policy) == 0);
+        put_kvfile("store-policy", "two-levels", path);
+
+        CHECK(store_group_create(s, "purged", 3, CRYPT_ALG_XCHACHA20_POLY1305, NULL, NULL) == 0);
+        CHECK(store_rollover(s, "purged", &n) == 0);
+        CHECK(store_generation_add(s, "purged", &n) == 0);
+        CHECK(store_purge(s) == 0);
+        snprintf(path, sizeof(path), "%s/groups/purged.group", dir);
+        put_kvfile("group-file", "purged", path);
+        store_free(s);
+}
+
 static void gen_requests(const char *tmp) {
         StoreGroupPolicy policy = STORE_GROUP_POLICY_DEFAULT;
         AccessCaller a = { .uid = 2001 }, b = { .uid = 2002 };
@@ -372,6 +400,7 @@ int main(int argc, char *argv[]) {
         CHECK(mkdtemp(tmp));
         gen_ciphertexts();
         gen_store(tmp);
+        gen_purged(tmp);
         gen_requests(tmp);
         gen_audit(tmp);
         gen_bus();
