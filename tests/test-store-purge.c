@@ -420,6 +420,16 @@ START_TEST(test_check_unlocks_locked_store) {
         free(l);
         l = NULL;
 
+        /* Suspended while a purge waits: checked, but not unlocked. */
+        store_forget_root_key(t);
+        ck_assert_int_eq(store_suspend(t, "purge pending"), 0);
+        ck_assert_int_eq(store_protector_check(t, NULL, &l, &n), 0);
+        expect_health(l, n, "zz-second", "file", STORE_PROTECTOR_OK, "");
+        ck_assert(!store_is_unlocked(t));
+        ck_assert_int_eq(store_resume(t), 0);
+        free(l);
+        l = NULL;
+
         /* Nothing opens it: still locked, no failure of the call itself. */
         store_forget_root_key(t);
         ck_assert_int_eq(unlink(spath("protectors/zz-second.key")), 0);

@@ -215,7 +215,12 @@ static int check(Manager *m, bool retry_refused, bool starting) {
         if (k < 0)
                 return k;
         new = judge(p, store_is_unlocked(m->store));
-        describe(p, detail, sizeof(detail));
+        /* StoreStateDetail says why the store is not unlocked: "" when it is (ListProtectors
+         * still names a protector that is away). */
+        if (new == MANAGER_STORE_UNLOCKED)
+                detail[0] = 0;
+        else
+                describe(p, detail, sizeof(detail));
         transition(m, p->state, new, detail, starting);
         schedule_next_check(m);
         return 0;
@@ -374,9 +379,21 @@ int manager_protector_add_now(Manager *m, const char *name, const char *spec) {
         return 0;
 }
 
+static int protector_census(Manager *m, const char *name, bool *ret_exists, size_t *ret_others);
+
 int manager_protector_remove_now(Manager *m, const char *name) {
+        size_t others;
+        bool exists;
         int k;
 
+        /* Again when an approved request is carried out: the others may have failed since. */
+        k = protector_census(m, name, &exists, &others);
+        if (k < 0)
+                return k;
+        if (!exists)
+                return -MANAGER_ERRNO_NO_SUCH_PROTECTOR;
+        if (others == 0)
+                return -MANAGER_ERRNO_LAST_PROTECTOR;
         k = manager_audit(m, "protector-remove", AUDIT_OUTCOME_OK, "store", "protector %s", name);
         if (k < 0)
                 return k;
@@ -391,7 +408,18 @@ int manager_protector_remove_now(Manager *m, const char *name) {
         return 0;
 }
 
-/* What the store has now: does name exist, and how many other protectors could open it. */
+/* Whether the last check found p usable: it opened the root key, or it is a passphrase protector
+ * (never tried by dkmd; a passphrase in escrow is a way in). Withdrawn, unavailable, refused or
+ * mismatched devices, and protectors the last check did not see, are not counted. */
+static bool protector_usable(const ManagerProtectors *p, const char *name) {
+        for (size_t i = 0; i < p->n_status; i++)
+                if (strcmp(p->status[i].name, name) == 0)
+                        return p->status[i].health == STORE_PROTECTOR_OK ||
+                               p->status[i].health == STORE_PROTECTOR_UNTESTED;
+        return false;
+}
+
+/* What the store has now: does name exist, and how many other usable protectors could open it. */
 static int protector_census(Manager *m, const char *name, bool *ret_exists, size_t *ret_others) {
         _cleanup_free_ StoreProtectorInfo *l = NULL;
         size_t n = 0, others = 0;
@@ -404,7 +432,7 @@ static int protector_census(Manager *m, const char *name, bool *ret_exists, size
         for (size_t i = 0; i < n; i++) {
                 if (strcmp(l[i].name, name) == 0)
                         exists = true;
-                else if (strcmp(l[i].type, "invalid") != 0)
+                else if (strcmp(l[i].type, "invalid") != 0 && protector_usable(&m->protectors, l[i].name))
                         others++;
         }
         *ret_exists = exists;

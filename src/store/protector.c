@@ -535,15 +535,15 @@ static bool check_classify(Store *s, const char *name, char *const *skip, Protec
         return false;
 }
 
-/* Try p now; a locked store keeps the first root key that opens. */
-static void check_try(Store *s, const Protector *p, StoreProtectorStatus *st) {
-        Secret *root = NULL;
+/* Try p now; a locked store keeps the first root key that opens, if it may be unlocked. */
+static void check_try(Store *s, const Protector *p, bool may_unlock, StoreProtectorStatus *st) {
+        _cleanup_secret_ Secret *root = NULL;
         StoreProtectorHealth h;
 
         h = protector_try(s, p, NULL, s->root_key ? NULL : &root);
         status_set(st, h, error_in_store(s));
-        if (h == STORE_PROTECTOR_OK && !s->root_key)
-                s->root_key = root;
+        if (h == STORE_PROTECTOR_OK && !s->root_key && may_unlock)
+                s->root_key = TAKE_PTR(root);
 }
 
 int store_protector_check(Store *s, char *const *skip, StoreProtectorStatus **ret, size_t *ret_n) {
@@ -552,6 +552,7 @@ int store_protector_check(Store *s, char *const *skip, StoreProtectorStatus **re
         _cleanup_free_ Protector *p = NULL;
         _cleanup_free_ bool *settled = NULL;
         char purged[sizeof(l->detail)] = "";
+        bool may_unlock;
         size_t n = 0;
         int r;
 
@@ -559,6 +560,8 @@ int store_protector_check(Store *s, char *const *skip, StoreProtectorStatus **re
         /* Left by a purge cut short: what it would open is destroyed, and must not be opened. */
         if (store_refuse_if_purged(s) < 0)
                 snprintf(purged, sizeof(purged), "%s", error_in_store(s));
+        /* Suspended (or unknown whether): checked, but not unlocked, as store_unlock() would not. */
+        may_unlock = store_suspended(s, NULL) == 0;
         store_error_clear(s);
         r = store_list_dir(s->protectors_fd, STORE_PROTECTOR_SUFFIX, &names);
         if (r < 0)
@@ -584,7 +587,7 @@ int store_protector_check(Store *s, char *const *skip, StoreProtectorStatus **re
                 for (size_t i = 0; i < n; i++) {
                         if (settled[i] || protector_pass(&p[i]) != pass)
                                 continue;
-                        check_try(s, &p[i], &l[i]);
+                        check_try(s, &p[i], may_unlock, &l[i]);
                         store_error_clear(s);
                 }
         *ret = TAKE_PTR(l);
