@@ -28,6 +28,7 @@
 
 #include "audit.h"
 #include "fileio.h"
+#include "keyring-request.h"
 #include "macro.h"
 #include "store-internal.h"
 #include "store.h"
@@ -493,14 +494,23 @@ static void encrypt_as_member(const char *group, const char *path, const char *t
         test_run_free(&r);
 }
 
-/* The member decrypts path: want is the plaintext, or NULL when it must fail. */
+/* The member decrypts path: want is the plaintext, or NULL when it must fail. A decryption
+ * refused while the keys were out of the kernel leaves the kernel's negative entry for the
+ * refused upcall for KEYRING_REQUEST_REJECT_TIMEOUT_SEC: after the keys come back, the member
+ * may be refused that long, so a decryption that must work is tried for a while. */
 static void member_decrypts(const char *path, const char *want) {
         TestCreds member = test_creds_member();
         TestRun r;
 
-        test_run(&r, NULL, 0, &member,
-                 (char *const[]){ (char *) test_env_path("DKM_CLI"), (char *) "decrypt", (char *) "-i", (char *) path,
-                                  NULL });
+        for (int tries = 0;; tries++) {
+                test_run(&r, NULL, 0, &member,
+                         (char *const[]){ (char *) test_env_path("DKM_CLI"), (char *) "decrypt", (char *) "-i",
+                                          (char *) path, NULL });
+                if (!want || r.status == 0 || tries >= 4 * (int) (KEYRING_REQUEST_REJECT_TIMEOUT_SEC + 2))
+                        break;
+                test_run_free(&r);
+                usleep(250 * 1000);
+        }
         if (want) {
                 ck_assert_msg(r.status == 0, "decrypt %s: status %d: %s", path, r.status, r.err);
                 ck_assert_msg(r.out_size == strlen(want) && memcmp(r.out, want, r.out_size) == 0, "other plaintext");
@@ -1012,8 +1022,18 @@ START_TEST(test_purge_cancel) {
                 assert_store_state("purge-scheduled");
                 member_decrypts(ct, NULL);
                 snprintf(policy, sizeof(policy), "%lu", id);
-                dkmctl_out(out, sizeof(out), "purge", "cancel", policy, NULL);
-                ck_assert_msg(strstr(out, "Cancelled purge request"), "dkmctl purge cancel: %s", out);
+                {
+                        /* An admin who neither requested nor approves it (the admin group's member). */
+                        TestCreds member = test_creds_member();
+                        TestRun r;
+
+                        test_run(&r, NULL, 0, &member,
+                                 (char *const[]){ (char *) test_env_path("DKM_DKMCTL"), (char *) "purge",
+                                                  (char *) "cancel", policy, NULL });
+                        ck_assert_msg(r.status == 0 && strstr((char *) r.out, "Cancelled purge request"),
+                                      "dkmctl purge cancel as an admin: %d: %s%s", r.status, (char *) r.out, r.err);
+                        test_run_free(&r);
+                }
                 assert_req_s(path, "State", "cancelled");
                 assert_store_state("unlocked");
                 member_decrypts(ct, "old data");

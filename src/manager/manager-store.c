@@ -174,10 +174,13 @@ static const char *first_ok(const ManagerProtectors *p) {
         return "?";
 }
 
-/* The effects of moving from old to new; the audit records say what happened to the keys. */
-static void transition(Manager *m, ManagerStoreState old, ManagerStoreState new, const char *detail, bool starting) {
+/* The effects of moving from old to new; the audit records say what happened to the keys.
+ * audit_unlock false: the unlock is part of something audited already (dkmd's start, a purge's
+ * cancel). */
+static void transition(Manager *m, ManagerStoreState old, ManagerStoreState new, const char *detail,
+                       bool audit_unlock) {
         if (new == MANAGER_STORE_UNLOCKED && old != MANAGER_STORE_UNLOCKED && old != MANAGER_STORE_DEGRADED &&
-            !starting)
+            audit_unlock)
                 (void) manager_audit(m, old == MANAGER_STORE_WITHDRAWN ? "store-restored" : "store-unlock",
                                      AUDIT_OUTCOME_OK, "store", "unlocked by protector %s", first_ok(&m->protectors));
         if (new == MANAGER_STORE_WITHDRAWN && old != MANAGER_STORE_WITHDRAWN) {
@@ -192,7 +195,7 @@ static void transition(Manager *m, ManagerStoreState old, ManagerStoreState new,
         set_state(m, new, detail);
 }
 
-static int check(Manager *m, bool retry_refused, bool starting) {
+static int check(Manager *m, bool retry_refused, bool audit_unlock) {
         ManagerProtectors *p = &m->protectors;
         StoreProtectorStatus *status = NULL;
         ManagerStoreState new;
@@ -221,13 +224,13 @@ static int check(Manager *m, bool retry_refused, bool starting) {
                 detail[0] = 0;
         else
                 describe(p, detail, sizeof(detail));
-        transition(m, p->state, new, detail, starting);
+        transition(m, p->state, new, detail, audit_unlock);
         schedule_next_check(m);
         return 0;
 }
 
 int manager_store_check(Manager *m, bool retry_refused) {
-        return check(m, retry_refused, false);
+        return check(m, retry_refused, true);
 }
 
 static const AccessRequest *scheduled_purge(const Manager *m) {
@@ -263,7 +266,7 @@ int manager_store_start(Manager *m) {
                 k = store_resume(m->store);
         if (k < 0)
                 manager_log("cannot resume the store: %s", store_last_error(m->store) ?: strerror(-k));
-        return check(m, false, true);
+        return check(m, false, false);
 }
 
 void manager_store_done(Manager *m) {
@@ -356,6 +359,9 @@ int manager_protector_add_now(Manager *m, const char *name, const char *spec) {
         k = manager_store_usable(m);
         if (k < 0)
                 return k;
+        /* Sealing needs the root key: StoreLocked, not the device's error. */
+        if (!store_is_unlocked(m->store))
+                return -ENOKEY;
         k = manager_audit(m, "protector-add", AUDIT_OUTCOME_OK, "store", "protector %s: %s", name, spec);
         if (k < 0)
                 return k;
@@ -541,9 +547,10 @@ int manager_purge_cancelled(Manager *m) {
                 return k;
         }
         /* Let the check decide where we are now: unlocked again (the root key is still held)
-         * brings every group back through store_state_changed. */
+         * brings every group back through store_state_changed. A PIN refused before is not
+         * tried again here: the admin's CheckProtectors does that. */
         m->protectors.state = MANAGER_STORE_WAITING;
-        return manager_store_check(m, true);
+        return check(m, false, false);
 }
 
 int manager_purge_now(Manager *m) {

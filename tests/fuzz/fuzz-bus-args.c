@@ -3,6 +3,7 @@
  * the arguments, mostly of the right types with fuzzed values, sometimes of the wrong ones. */
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bus-manager.h"
@@ -266,6 +267,134 @@ static int append_options(sd_bus_message *m, FuzzInput *in) {
         return sd_bus_message_close_container(m);
 }
 
+/* ---- AddProtector, RemoveProtector (issue 8) ---- */
+
+/* A protector name: the world's own file protector ("local", from store_init()), valid new ones,
+ * or anything (the bus checks [a-z0-9][a-z0-9_.-]{0,63}). */
+static char *arg_protector_name(FuzzInput *in) {
+        switch (fuzz_u8(in) % 8) {
+        case 0:
+        case 1:
+                return strdup("local");
+        case 2:
+                return strdup("hsm-1");
+        case 3:
+                return strdup("tpm");
+        default:
+                return arg_string(in);
+        }
+}
+
+/* AddProtector's type: the three the bus takes, one it refuses (passphrases are dkm-store's), or
+ * anything. */
+static char *arg_protector_type(FuzzInput *in) {
+        static const char *const types[] = { "file", "pkcs11", "tpm2", "passphrase" };
+        uint8_t b = fuzz_u8(in);
+
+        return b < 0xf0 ? strdup(types[b % ELEMENTSOF(types)]) : arg_string(in);
+}
+
+/* A PKCS#11 URI (RFC 7512) as the Uri option takes it: token and object labels (fixed or from the
+ * input) and now and then a query or attribute dkm reads or refuses; or any string. Whatever
+ * module-path or module-name it names, fuzz-bus.c never lets p11-kit load a module (see there). */
+static char *arg_pkcs11_uri(FuzzInput *in) {
+        static const char *const tails[] = {
+                "",
+                "",
+                "?module-name=softhsm2",
+                "?module-path=/usr/lib/softhsm/libsofthsm2.so",
+                "?module-path=relative.so",
+                ";id=%01%02",
+                ";type=secret-key",
+                "?pin-value=1234",
+        };
+        uint8_t b = fuzz_u8(in);
+        _cleanup_free_ char *token = NULL, *object = NULL;
+        char *uri = NULL;
+
+        if (b >= 0xe0)
+                return arg_string(in);
+        token = b & 1 ? strdup("customer") : fuzz_string(in, 64);
+        object = b & 2 ? strdup("dkm-root") : fuzz_string(in, 64);
+        FUZZ_ASSERT(token && object);
+        FUZZ_ASSERT(asprintf(&uri, "pkcs11:token=%s;object=%s%s", token, object,
+                             tails[(b >> 2) % ELEMENTSOF(tails)]) >= 0);
+        make_utf8(uri);
+        return uri;
+}
+
+/* The Pcrs option's au: mostly PCRs 0..23, sometimes out of range, repeated, or too many. */
+static int append_pcrs(sd_bus_message *m, FuzzInput *in) {
+        unsigned n = fuzz_u8(in) % 27;
+        int r;
+
+        r = sd_bus_message_open_container(m, 'v', "au");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(m, 'a', "u");
+        if (r < 0)
+                return r;
+        for (unsigned i = 0; i < n; i++) {
+                uint8_t c = fuzz_u8(in);
+
+                r = sd_bus_message_append(m, "u", c < 0xe0 ? (uint32_t) (c % 24) : fuzz_u32(in));
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+
+/* AddProtector's a{sv}: usually the one option the type wants (Uri for pkcs11, Pcrs for tpm2),
+ * sometimes none, both, twice, a policy key, a random key, or a value of another type. */
+static int append_protector_options(sd_bus_message *m, const char *type, FuzzInput *in) {
+        static const char *const keys[] = { "Uri", "Pcrs" };
+        uint8_t b = fuzz_u8(in);
+        unsigned n = b < 0xc0 ? 1 : b % 4;
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        for (unsigned i = 0; i < n; i++) {
+                uint8_t k = fuzz_u8(in), v;
+                _cleanup_free_ char *key = NULL;
+
+                if (k < 0x80)
+                        key = strdup(strcmp(type, "tpm2") == 0 ? "Pcrs" : "Uri");
+                else if (k < 0xe0)
+                        key = strdup(keys[k % ELEMENTSOF(keys)]);
+                else if (k < 0xf0)
+                        key = strdup(option_keys[k % ELEMENTSOF(option_keys)]);
+                else
+                        key = arg_string(in);
+                FUZZ_ASSERT(key);
+                r = sd_bus_message_open_container(m, 'e', "sv");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_append(m, "s", key);
+                if (r < 0)
+                        return r;
+                v = fuzz_u8(in);
+                if (v < 0xe0 && strcmp(key, "Uri") == 0) {
+                        _cleanup_free_ char *uri = arg_pkcs11_uri(in);
+
+                        r = sd_bus_message_append(m, "v", "s", uri);
+                } else if (v < 0xe0 && strcmp(key, "Pcrs") == 0)
+                        r = append_pcrs(m, in);
+                else
+                        r = append_any_variant(m, in, 0);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_close_container(m);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(m);
+}
+
 /* Arguments of a signature the method does not take: random basic values. */
 int fuzz_bus_append_wrong(sd_bus_message *m, FuzzInput *in) {
         unsigned n = fuzz_u8(in) % 5;
@@ -318,6 +447,12 @@ static const FuzzBusMethod methods[] = {
         { "org.freedesktop.DBus.Properties", "Set", "ssv", TARGET_ANY },
         { "org.freedesktop.DBus.Introspectable", "Introspect", "", TARGET_ANY },
         { "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", "", TARGET_ANY },
+        /* Issue 8's, at the end so that the committed seeds keep naming the same methods. */
+        { BUS_MANAGER_INTERFACE, "ListProtectors", "", TARGET_MANAGER },
+        { BUS_MANAGER_INTERFACE, "CheckProtectors", "", TARGET_MANAGER },
+        { BUS_MANAGER_INTERFACE, "AddProtector", "ssa{sv}s", TARGET_MANAGER },
+        { BUS_MANAGER_INTERFACE, "RemoveProtector", "ss", TARGET_MANAGER },
+        { BUS_MANAGER_INTERFACE, "Purge", "s", TARGET_MANAGER },
 };
 
 static const char *const interfaces[] = {
@@ -361,6 +496,15 @@ static const char *const properties[] = {
         "ClosedUSec",
         "ClosedBy",
         "Reason",
+        /* Issue 8's: the manager's store state and policy, a store-wide request's target and spec. */
+        "StoreState",
+        "StoreStateDetail",
+        "NextCheckUSec",
+        "PurgeAtUSec",
+        "StoreApprovalGroups",
+        "PurgeDelayUSec",
+        "Target",
+        "Spec",
 };
 
 /* An object path that sd-bus accepts: [A-Za-z0-9_] elements, from the input. */
@@ -417,6 +561,8 @@ char *fuzz_bus_pick_path(FuzzInput *in, FuzzBusTarget want) {
 }
 
 int fuzz_bus_append_args(sd_bus_message *m, const FuzzBusMethod *method, FuzzInput *in) {
+        bool add_protector = strcmp(method->member, "AddProtector") == 0;
+        char type[16] = ""; /* AddProtector's type, which its options follow */
         int r = 0;
 
         for (const char *sig = method->signature; *sig && r >= 0; sig++)
@@ -437,8 +583,15 @@ int fuzz_bus_append_args(sd_bus_message *m, const FuzzBusMethod *method, FuzzInp
                                                                 strcmp(method->member, "GetGroup") == 0 ||
                                                                 strcmp(method->member, "RequestAccess") == 0))
                                 s = arg_group_name(in);
-                        else
-                                s = arg_string(in);
+                        else if (sig == method->signature && (add_protector ||
+                                                                strcmp(method->member, "RemoveProtector") == 0))
+                                s = arg_protector_name(in);
+                        else if (sig == method->signature + 1 && add_protector) {
+                                s = arg_protector_type(in);
+                                FUZZ_ASSERT(s);
+                                snprintf(type, sizeof(type), "%s", s);
+                        } else
+                                s = arg_string(in); /* justifications, reasons */
                         FUZZ_ASSERT(s);
                         r = sd_bus_message_append(m, "s", s);
                         break;
@@ -458,7 +611,7 @@ int fuzz_bus_append_args(sd_bus_message *m, const FuzzBusMethod *method, FuzzInp
                         r = append_any_variant(m, in, 0);
                         break;
                 case 'a':
-                        r = append_options(m, in);
+                        r = add_protector ? append_protector_options(m, type, in) : append_options(m, in);
                         sig += strlen("{sv}");
                         break;
                 default:

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
+#include <p11-kit/p11-kit.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -29,8 +30,9 @@
 /* One call gets this long to be answered; everything is in process, so a miss is a hang. */
 #define REPLY_TIMEOUT_MS 5000
 
-/* Seeded in every fresh state: requests in several states, so paths and ids name real objects. */
-#define REQUESTS_SEEDED 4U
+/* Seeded in every fresh state: requests in several states, so paths and ids name real objects:
+ * four of groups, three store-wide (issue 8). */
+#define REQUESTS_SEEDED 7U
 
 typedef struct World {
         char *dir; /* temp root: state/, groups.d/, run/ */
@@ -44,6 +46,7 @@ typedef struct World {
         /* The audit hook keeps a chain as the log would: seq and the previous record's hash. */
         uint64_t audit_seq;
         uint8_t audit_prev[CRYPT_HASH_BYTES];
+        bool store_levels; /* store.policy names approval levels now */
         unsigned inputs;
 } World;
 
@@ -66,6 +69,30 @@ static void rm_rf(const char *path) {
 static void cleanup_at_exit(void) {
         if (world.dir)
                 rm_rf(world.dir);
+}
+
+/* ---- no PKCS#11 module is ever loaded ----
+ *
+ * AddProtector's Uri comes from the input, and with it a module-path= (any file to dlopen()) or a
+ * module-name= (any module p11-kit has registered: SoftHSM, OpenSC... whose code and state are
+ * not dkmd's argument handling). A fuzzer must never run either. Rewriting URIs before dispatch
+ * would leave the same hole for any path the rewrite misses, and a missing PIN (the store asks
+ * for it before it loads a module) is the code under test's behaviour, not a guarantee. So the
+ * harness defines p11-kit's two loading entry points itself: the store is a static library, and
+ * the linker resolves its calls to these definitions before libp11-kit's. They load nothing and
+ * fail as p11-kit does when a module cannot be loaded, so dkmd's refusal paths (the module
+ * branch and the registered-modules branch, ProtectorUnavailable) still run, with a PIN set so
+ * that they are reached at all. world_init() checks once that the store really calls them. */
+static unsigned p11_loads_refused;
+
+CK_FUNCTION_LIST *p11_kit_module_load(const char *module_path, int flags) {
+        p11_loads_refused++;
+        return NULL;
+}
+
+CK_FUNCTION_LIST **p11_kit_modules_load_and_initialize(int flags) {
+        p11_loads_refused++;
+        return NULL;
 }
 
 static void find_good_gids(void) {
@@ -124,6 +151,11 @@ static void on_request_changed(void *userdata, const AccessRequest *r, bool adde
         bus_emit_request_changed(world.server, r, added);
 }
 
+static void on_store_state_changed(void *userdata, int old_state) {
+        if (world.server) /* not while world_up() starts the store, before the buses exist */
+                bus_emit_store_state_changed(world.server);
+}
+
 static int on_reload(void *userdata, char ***ret_problems) {
         char *dirs[] = { world.dropin_dir, NULL };
 
@@ -175,6 +207,37 @@ static void seed_requests(const char *dir) {
                 }
                 FUZZ_ASSERT(access_request_save(fd, &r) == 0);
         }
+        /* Store-wide (issue 8), approved at the store policy's levels: a protector-add root asked
+         * for (which root may cancel), a protector-remove, and a purge cancelled in its window.
+         * No scheduled purge: it would suspend the store and unload everything at start, and
+         * every later input would meet PurgeScheduled (tests/test-bus.c covers that path). */
+        for (unsigned i = REQUESTS_SEEDED - 2; i <= REQUESTS_SEEDED; i++) {
+                StorePolicy sp = STORE_POLICY_DEFAULT;
+                AccessCaller a = { .uid = 2001, .gids = &fuzz_bus_good_gids[1], .n_gids = 1 };
+                AccessCaller b = { .uid = 2002, .gids = &fuzz_bus_good_gids[2], .n_gids = 1 };
+                AccessRequest r;
+                AccessKind kind = i == REQUESTS_SEEDED - 2 ? ACCESS_KIND_PROTECTOR_ADD
+                                  : i == REQUESTS_SEEDED - 1 ? ACCESS_KIND_PROTECTOR_REMOVE
+                                                             : ACCESS_KIND_PURGE;
+
+                sp.approval_levels[0] = fuzz_bus_good_gids[1];
+                sp.approval_levels[1] = fuzz_bus_good_gids[2];
+                sp.n_approval_levels = 2;
+                FUZZ_ASSERT(access_request_init_store(
+                                    &r, kind,
+                                    kind == ACCESS_KIND_PURGE ? "" : kind == ACCESS_KIND_PROTECTOR_ADD ? "hsm-1" : "local",
+                                    kind == ACCESS_KIND_PROTECTOR_ADD ? "pkcs11 pkcs11:token=customer;object=dkm-root" : NULL,
+                                    kind == ACCESS_KIND_PROTECTOR_ADD ? 0 : 1000 + i, "CHG-42: customer key", &sp,
+                                    now) == 0);
+                r.id = i;
+                if (kind == ACCESS_KIND_PURGE) {
+                        FUZZ_ASSERT(access_approve(&r, &a, now) == 0);
+                        FUZZ_ASSERT(access_approve(&r, &b, now) == 1);
+                        access_schedule(&r, now, sp.purge_delay_usec);
+                        access_close(&r, ACCESS_STATE_CANCELLED, 2001, NULL, now);
+                }
+                FUZZ_ASSERT(access_request_save(fd, &r) == 0);
+        }
         close(fd);
 }
 
@@ -219,6 +282,7 @@ static void world_up(void) {
                         .generation_changed = on_generation_changed,
                         .policy_changed = on_policy_changed,
                         .request_changed = on_request_changed,
+                        .store_state_changed = on_store_state_changed,
                         .audit = on_audit,
                 },
         };
@@ -249,6 +313,13 @@ static void world_up(void) {
         seed_requests(requests);
         FUZZ_ASSERT(manager_requests_open(&world.manager, requests) == 0);
         FUZZ_ASSERT(world.manager.requests.n == REQUESTS_SEEDED);
+        /* As dkmd starts: the protectors checked (the file protector opens the store), so
+         * ListProtectors has something to list and RemoveProtector knows what is usable. No
+         * store.policy: protector changes happen at once, a purge has no approvers (NoApprovers),
+         * until an input asks for levels (set_store_levels()). */
+        world.store_levels = false;
+        FUZZ_ASSERT(manager_store_start(&world.manager) == 0);
+        FUZZ_ASSERT(world.manager.protectors.state == MANAGER_STORE_UNLOCKED);
 
         connect_buses();
 }
@@ -257,6 +328,7 @@ static void world_down(void) {
         world.client = sd_bus_flush_close_unref(world.client);
         world.server = sd_bus_flush_close_unref(world.server);
         manager_requests_close(&world.manager);
+        manager_store_done(&world.manager);
         world.store = store_free(world.store);
         rm_rf(world.state_dir);
         free(world.state_dir);
@@ -265,7 +337,7 @@ static void world_down(void) {
 
 static void world_init(void) {
         const char *tmp = getenv("TMPDIR");
-        _cleanup_free_ char *run = NULL;
+        _cleanup_free_ char *run = NULL, *tcti = NULL;
         char drop[256];
 
         fuzz_init_crypto();
@@ -285,6 +357,17 @@ static void world_init(void) {
         FUZZ_ASSERT(mkdir(run, 0700) == 0);
         FUZZ_ASSERT(setenv("DKM_RUNTIME_DIR", run, 1) == 0);
 
+        /* AddProtector's devices. PKCS#11: a PIN, so that the store goes on to its module
+         * loading, which the stubs above refuse (no file named in the environment either). TPM2:
+         * a TCTI that fails at once and locally, a device node that does not exist, so a tpm2
+         * add is ProtectorUnavailable in microseconds and never talks to a real TPM (nor waits on
+         * a socket); TSS2_LOG keeps tpm2-tss from logging each failure. */
+        FUZZ_ASSERT(setenv("DKM_PKCS11_PIN", "1234", 1) == 0);
+        FUZZ_ASSERT(unsetenv("DKM_PKCS11_PIN_FILE") == 0);
+        FUZZ_ASSERT(asprintf(&tcti, "device:%s/no-tpm/tpmrm0", world.dir) >= 0);
+        FUZZ_ASSERT(setenv("DKM_TPM2_TCTI", tcti, 1) == 0);
+        FUZZ_ASSERT(setenv("TSS2_LOG", "all+none", 1) == 0);
+
         /* groups.d for Reload(): one drop-in for a new group, one for an existing group, and
          * one that is refused. */
         FUZZ_ASSERT(asprintf(&world.dropin_dir, "%s/groups.d", world.dir) >= 0);
@@ -298,6 +381,15 @@ static void world_init(void) {
         write_file(world.dropin_dir, "broken.conf", "[KeyGroup]\nUnixGroup=\xc3\xa9t\xc3\xa9 :\n");
 
         world_up();
+
+        /* The stubs are what the store calls: with a module-path, and with p11-kit's registered
+         * modules. Were they bypassed (the store linked another way), a fuzzed URI could load any
+         * library: stop here instead. */
+        FUZZ_ASSERT(store_protector_add_pkcs11(world.store, "selftest",
+                                               "pkcs11:token=t;object=o?module-path=/nonexistent/x.so") == -ENOKEY);
+        FUZZ_ASSERT(p11_loads_refused == 1);
+        FUZZ_ASSERT(store_protector_add_pkcs11(world.store, "selftest", "pkcs11:token=t;object=o") == -ENOKEY);
+        FUZZ_ASSERT(p11_loads_refused == 2);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -306,6 +398,30 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 /* ---- one call ---- */
+
+/* Whether store.policy names approval levels, as the input says for the store-wide methods:
+ * without, AddProtector and RemoveProtector act at once and Purge is NoApprovers; with, all three
+ * make a request (which the harness, in no group, cannot approve). From the input rather than the
+ * world, so that a reproducer replays in a fresh world as it ran. */
+static void set_store_levels(bool on) {
+        StorePolicy policy = STORE_POLICY_DEFAULT;
+
+        if (world.store_levels == on)
+                return;
+        if (on) {
+                policy.approval_levels[0] = fuzz_bus_good_gids[1];
+                policy.approval_levels[1] = fuzz_bus_good_gids[2];
+                policy.n_approval_levels = 2;
+        }
+        FUZZ_ASSERT(store_policy_save(world.store, &policy) == 0);
+        world.store_levels = on;
+}
+
+static bool is_store_wide(const FuzzBusMethod *method) {
+        return strcmp(method->interface, BUS_MANAGER_INTERFACE) == 0 &&
+               (strcmp(method->member, "AddProtector") == 0 || strcmp(method->member, "RemoveProtector") == 0 ||
+                strcmp(method->member, "Purge") == 0);
+}
 
 typedef struct Reply {
         bool done;
@@ -392,6 +508,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         method = fuzz_bus_pick_method(&in);
         path = fuzz_bus_pick_path(&in, method->target);
         FUZZ_ASSERT(path);
+        if (is_store_wide(method))
+                set_store_levels(fuzz_u8(&in) & 1);
         snprintf(what, sizeof(what), "%s.%s on %.60s", method->interface, method->member, path);
 
         r = sd_bus_message_new_method_call(world.client, &m, NULL, path, method->interface, method->member);

@@ -17,6 +17,7 @@
 #include "format-internal.h"
 #include "keyring-manifest.h"
 #include "keyring-names.h"
+#include "kvfile.h"
 #include "loader.h"
 #include "store.h"
 #include "stream.h"
@@ -239,6 +240,101 @@ static void gen_purged(const char *tmp) {
         store_free(s);
 }
 
+/* The body of a file (without its checksum line), as the file harnesses' corpora hold it. */
+static size_t body_size(const char *text, size_t n) {
+        size_t body;
+
+        for (body = n - 1; body > 0 && text[body - 1] != '\n'; body--)
+                ;
+        return body;
+}
+
+/* One request file into the access-request corpus (its body) and, when kv_name is not NULL,
+ * whole into kvfile's. */
+static void put_request(const char *name, const char *kv_name, const char *text, size_t n) {
+        put("access-request", name, text, body_size(text, n));
+        if (kv_name)
+                put("kvfile", kv_name, text, n);
+}
+
+/* A format-1 file, as dkm wrote before the store-wide kinds (access-request.h): r's format-2 text
+ * without its target= and spec= lines, "format=1", and a checksum recomputed by kvbuf_finish().
+ * It must load again, as the same request, or the compatibility path would not be covered. */
+static void put_format1(const AccessRequest *r, const char *name) {
+        _cleanup_free_ char *text = NULL, *old = NULL;
+        AccessRequest back;
+        char error[256] = "";
+        KvBuf b = {};
+        size_t n, m;
+        const char *p, *end;
+
+        CHECK(r->target[0] == 0 && r->spec[0] == 0); /* format 1 has no place for them */
+        CHECK(access_request_format(r, &text, &n) == 0);
+        end = text + body_size(text, n);
+        for (p = text; p < end;) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t len = (size_t) (nl - p) + 1;
+
+                CHECK(nl);
+                if (strncmp(p, "format=", 7) == 0)
+                        kvbuf_printf(&b, "format=1\n");
+                else if (strncmp(p, "target=", 7) != 0 && strncmp(p, "spec=", 5) != 0)
+                        kvbuf_printf(&b, "%.*s", (int) len, p);
+                p += len;
+        }
+        CHECK(kvbuf_finish(&b, &old, &m) == 0);
+        kvbuf_done(&b);
+        CHECK(access_request_parse(old, m, r->id, &back, error, sizeof(error)) == 0);
+        CHECK(back.id == r->id && back.kind == r->kind && back.state == r->state &&
+              strcmp(back.justification, r->justification) == 0 && back.n_approvals == r->n_approvals);
+        put_request(name, "access-request-format1", old, m);
+}
+
+/* Store-wide requests (issue 8), at the store policy's levels: a protector-add of a PKCS#11
+ * token, a protector-remove half approved, a purge scheduled, and one cancelled in its window. */
+static void gen_store_requests(void) {
+        StorePolicy policy = STORE_POLICY_DEFAULT;
+        AccessCaller a = { .uid = 2001 }, b = { .uid = 2002 };
+        static const struct {
+                const char *name;
+                AccessKind kind;
+                const char *target, *spec;
+                unsigned approvals;
+                bool cancel;
+        } cases[] = {
+                { "6-protector-add.request", ACCESS_KIND_PROTECTOR_ADD, "hsm-1",
+                  "pkcs11 pkcs11:token=customer%20key;object=dkm-root;id=%01%02?module-name=softhsm2", 0, false },
+                { "7-protector-remove.request", ACCESS_KIND_PROTECTOR_REMOVE, "local", NULL, 1, false },
+                { "8-purge-scheduled.request", ACCESS_KIND_PURGE, "", NULL, 2, false },
+                { "9-purge-cancelled.request", ACCESS_KIND_PURGE, "", NULL, 2, true },
+        };
+
+        policy.approval_levels[0] = 2001;
+        policy.approval_levels[1] = 2002;
+        policy.n_approval_levels = 2;
+        policy.purge_delay_usec = 12ULL * 3600 * 1000000;
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                _cleanup_free_ char *text = NULL;
+                AccessRequest r;
+                size_t n;
+
+                CHECK(access_request_init_store(&r, cases[i].kind, cases[i].target, cases[i].spec, 1000,
+                                                "CHG-42: customer key \\ rotation", &policy,
+                                                1700000000000000ULL) == 0);
+                r.id = 6 + i;
+                if (cases[i].approvals >= 1)
+                        CHECK(access_approve(&r, &a, 1700000100000000ULL) == 0);
+                if (cases[i].approvals >= 2) {
+                        CHECK(access_approve(&r, &b, 1700000200000000ULL) == 1);
+                        access_schedule(&r, 1700000200000000ULL, policy.purge_delay_usec);
+                }
+                if (cases[i].cancel)
+                        access_close(&r, ACCESS_STATE_CANCELLED, 2002, NULL, 1700000300000000ULL);
+                CHECK(access_request_format(&r, &text, &n) == 0);
+                put_request(cases[i].name, i == 0 ? "access-request-protector-add" : NULL, text, n);
+        }
+}
+
 static void gen_requests(const char *tmp) {
         StoreGroupPolicy policy = STORE_GROUP_POLICY_DEFAULT;
         AccessCaller a = { .uid = 2001 }, b = { .uid = 2002 };
@@ -272,19 +368,13 @@ static void gen_requests(const char *tmp) {
                         access_close(&r, ACCESS_STATE_DONE, 0, NULL, 1700000300000000ULL);
                 CHECK(access_request_format(&r, &text, &n) == 0);
                 snprintf(name, sizeof(name), "%u.request", i);
-                {
-                        size_t body;
-
-                        for (body = n - 1; body > 0 && text[body - 1] != '\n'; body--)
-                                ;
-                        put("access-request", name, text, body);
-                        if (i == 3) {
-                                snprintf(name, sizeof(name), "access-request-%u", i);
-                                put("kvfile", name, text, n);
-                        }
-                }
+                put_request(name, i == 3 ? "access-request-3" : NULL, text, n);
                 free(text);
+                /* The granted one again as dkm wrote it before format 2. */
+                if (i == 3)
+                        put_format1(&r, "3-format1.request");
         }
+        gen_store_requests();
 }
 
 static void gen_audit(const char *tmp) {
@@ -361,6 +451,30 @@ static void gen_bus(void) {
                 B("set", "\x12\x00\x00\x00\x00\x00\x00x\x00"),
                 B("introspect", "\x13\x00\x00"),
                 B("managed-objects", "\x14\x00\x00"),
+                /* Issue 8's (fuzz-bus-args.c: after the method and path bytes, a byte whose low
+                 * bit says whether store.policy names approval levels, then the usual ones). */
+                B("list-protectors", "\x15\x00\x00"),
+                B("check-protectors", "\x16\x00\x00"),
+                /* name "backup-key", type file, no option: added at once */
+                B("add-protector-file", "\x17\x00\x00\x00\x04\x00" "backup-key\x00\x00\xc0\x00" "CHG-1\x00"),
+                /* type pkcs11, Uri pkcs11:token=customer;object=dkm-root: the stubbed p11-kit
+                 * loads nothing, ProtectorUnavailable */
+                B("add-protector-pkcs11", "\x17\x00\x00\x00\x02\x01\x00\x00\x00\x03\x00" "CHG-2\x00"),
+                /* the same with ?module-path=/usr/lib/softhsm/libsofthsm2.so */
+                B("add-protector-pkcs11-module-path", "\x17\x00\x00\x00\x02\x01\x00\x00\x00\x0f\x00" "CHG-2\x00"),
+                /* store levels on: a protector-add request */
+                B("add-protector-pkcs11-request", "\x17\x00\x01\x00\x02\x01\x00\x00\x00\x03\x00" "CHG-2\x00"),
+                /* name "tpm", type tpm2, Pcrs [7, 11]: no TPM, ProtectorUnavailable */
+                B("add-protector-tpm2", "\x17\x00\x00\x00\x03\x02\x00\x00\x00\x02\x07\x0b\x00" "CHG-3\x00"),
+                /* "local", in a fresh world the only one: LastProtector */
+                B("remove-protector", "\x18\x00\x00\x00\x00\x00" "CHG-4\x00"),
+                B("purge", "\x19\x00\x00\x00\x00" "CHG-5\x00"),                /* NoApprovers */
+                B("purge-request", "\x19\x00\x01\x00\x00" "CHG-6\x00"),        /* a purge request */
+                B("get-store-state", "\x10\x00\x00\x00\x21"),                /* manager StoreState */
+                B("get-all-manager", "\x11\x00\x00\x00"),                     /* every store property */
+                B("get-target", "\x10\x02\x05\x00\x02\x27"),                /* request 5's Target */
+                B("get-all-request-store", "\x11\x02\x06\x00\x02"),          /* request 6, protector-remove */
+                B("cancel-protector-add", "\x0e\x00\x05\x00"),                /* root's request 5 */
 #undef B
         };
 
