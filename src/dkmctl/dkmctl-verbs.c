@@ -165,6 +165,8 @@ static const char *store_state_meaning(const char *state) {
         static const struct {
                 const char *state, *meaning;
         } meanings[] = {
+                { "degraded", "dkmd holds the root key, but no protector opens it now (a device went away): "
+                              "serving as usual; a restart now would wait for the device" },
                 { "locked", "no protector unlocked the root key when dkmd started; every change is refused" },
                 { "waiting", "no protector opens the root key now: a device is unavailable or refused the PIN; "
                              "the keys already in the kernel keep working, what needs the root key is refused" },

@@ -210,7 +210,7 @@ static void seed_requests(const char *dir) {
         /* Store-wide (issue 8), approved at the store policy's levels: a protector-add root asked
          * for (which root may cancel), a protector-remove, and a purge cancelled in its window.
          * No scheduled purge: it would suspend the store and unload everything at start, and
-         * every later input would meet PurgeScheduled (tests/test-bus.c covers that path). */
+         * every later input would meet PurgeScheduled (tests/test-customer-key.c covers that path). */
         for (unsigned i = REQUESTS_SEEDED - 2; i <= REQUESTS_SEEDED; i++) {
                 StorePolicy sp = STORE_POLICY_DEFAULT;
                 AccessCaller a = { .uid = 2001, .gids = &fuzz_bus_good_gids[1], .n_gids = 1 };
