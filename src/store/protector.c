@@ -19,6 +19,7 @@ static const ProtectorOps *const protector_types[] = {
         &protector_passphrase_ops,
         &protector_pkcs11_ops,
         &protector_tpm2_ops,
+        &protector_x25519_ops,
 };
 
 bool store_protector_name_is_valid(const char *name) {

@@ -12,6 +12,8 @@
 
 #define PROTECTOR_PKCS11_IV_BYTES 12U
 #define PROTECTOR_PKCS11_SEALED_BYTES (PROTECTOR_PKCS11_IV_BYTES + CRYPT_KEY_BYTES + CRYPT_TAG_BYTES)
+/* crypto_box_seal of the 32-byte protector key: ephemeral public key (32) + MAC (16) + key. */
+#define PROTECTOR_X25519_SEALED_BYTES (32U + 16U + CRYPT_KEY_BYTES)
 
 /* sha256 PCRs 0-23. A sealed-data object of 32 bytes marshals to ~80 (public) and ~160 (private)
  * bytes with sha256; the bound leaves room for larger name algorithms and keeps a planted file
@@ -64,6 +66,10 @@ struct Protector {
                         uint8_t pub[PROTECTOR_TPM2_BLOB_MAX];
                         uint8_t priv[PROTECTOR_TPM2_BLOB_MAX];
                 } tpm2;
+                struct {
+                        uint8_t public_key[STORE_X25519_KEY_BYTES]; /* the host it is sealed to */
+                        uint8_t sealed_key[PROTECTOR_X25519_SEALED_BYTES];
+                } x25519;
         } u;
         uint8_t wrapped_root[CRYPT_WRAPPED_KEY_BYTES];
 };
@@ -71,6 +77,7 @@ struct Protector {
 extern const ProtectorOps protector_file_ops;
 extern const ProtectorOps protector_passphrase_ops;
 extern const ProtectorOps protector_pkcs11_ops;
+extern const ProtectorOps protector_x25519_ops;
 extern const ProtectorOps protector_tpm2_ops;
 
 #define PROTECTOR_ROOT_AD_MAX (sizeof("dkm root v1") + STORE_ID_BYTES + 32 + STORE_PROTECTOR_NAME_MAX)

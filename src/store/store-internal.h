@@ -5,7 +5,7 @@
 #include "kvfile.h"
 #include "store.h"
 
-#define STORE_ID_BYTES 16U
+#define STORE_ID_BYTES STORE_ID_SIZE
 #define STORE_ERROR_MAX 1024U
 
 #define STORE_FORMAT_FILE "format"

@@ -443,6 +443,58 @@ int store_init(const char *dir, const Secret *passphrase, Store **ret) {
         return 0;
 }
 
+/* A store that joins a fleet: its identity is the fleet's, and its root key comes later, sealed
+ * to this host by an enrolled one (an x25519 protector); until then it holds no protector. */
+static int join_locked(Store *s, const uint8_t id[static STORE_ID_BYTES]) {
+        _cleanup_strv_free_ char **groups = NULL;
+        struct stat st;
+        int r;
+
+        if (fstatat(s->dir_fd, STORE_FORMAT_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0)
+                return store_error(s, -EEXIST, NULL, "already a dkm key store");
+        r = open_subdirs(s, true);
+        if (r < 0)
+                return r;
+        r = store_list_dir(s->groups_fd, STORE_GROUP_SUFFIX, &groups);
+        if (r < 0)
+                return store_error(s, r, STORE_GROUPS_DIR, "cannot list: %s", strerror(-r));
+        if (groups[0])
+                return store_error(s, -EEXIST, STORE_GROUPS_DIR, "holds group files but the store has no format "
+                                   "file; refusing to initialize over them");
+        memcpy(s->id, id, STORE_ID_BYTES);
+        return write_format(s);
+}
+
+int store_join(const char *dir, const uint8_t id[static STORE_ID_BYTES], Store **ret) {
+        _cleanup_store_ Store *s = NULL;
+        _cleanup_close_ int lock_fd = -EBADF;
+        int r;
+
+        open_error[0] = 0;
+        r = crypt_init();
+        if (r < 0)
+                return r;
+        r = store_new(dir, &s);
+        if (r < 0)
+                return r;
+        r = open_state_dir(s, true);
+        if (r >= 0)
+                r = store_lock(s, &lock_fd);
+        if (r >= 0)
+                r = join_locked(s, id);
+        if (r < 0) {
+                (void) store_finish(s, r);
+                memcpy(open_error, s->error, sizeof(open_error));
+                return r;
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+void store_id(const Store *s, uint8_t ret[static STORE_ID_BYTES]) {
+        memcpy(ret, s->id, STORE_ID_BYTES);
+}
+
 int store_open(const char *dir, Store **ret) {
         _cleanup_store_ Store *s = NULL;
         int r;

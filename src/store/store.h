@@ -105,6 +105,13 @@ int store_init(const char *dir, const Secret *passphrase, Store **ret) _warn_unu
  * -EPROTONOSUPPORT: written by a newer dkm (format version); -EPERM: dir not 0700 or not ours;
  * -ELOOP: dir is a symlink; -EBADMSG: damaged. On failure store_last_error(NULL) says why. */
 int store_open(const char *dir, Store **ret) _warn_unused_result_;
+/* Create dir as a store with the given identity (a fleet's, STORE_ID_BYTES bytes) and no
+ * protector: it stays locked until a protector is installed (store_protector_install()). -EEXIST
+ * if dir is a store already. */
+#define STORE_ID_SIZE 16U
+int store_join(const char *dir, const uint8_t id[static STORE_ID_SIZE], Store **ret) _warn_unused_result_;
+/* The store's identity (random at init; bound into every protector's AD). */
+void store_id(const Store *s, uint8_t ret[static STORE_ID_SIZE]);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
 #define _cleanup_store_ _cleanup_(store_freep)
@@ -145,6 +152,21 @@ int store_protector_add_pkcs11(Store *s, const char *name, const char *uri) _war
  * storage template each time; with n_pcrs > 0 also to the current values of those sha256 PCRs.
  * -EINVAL bad PCR list, -EHOSTDOWN no TPM. */
 int store_protector_add_tpm2(Store *s, const char *name, const uint32_t *pcrs, size_t n_pcrs) _warn_unused_result_;
+/* Fleet hosts (docs/FLEET.md): each host has an X25519 key pair, its private key in
+ * protectors/host.x25519 (0600, never leaves the host). store_host_key() gives this host's public
+ * key, making the pair first when create is true (-ENOENT otherwise). An "x25519" protector is the
+ * protector key sealed (crypto_box_seal) to one host's public key: add_x25519 writes one for
+ * public_key here (needs unlock); seal_for_host makes the same protector file text without
+ * writing it (what a host that holds the root key publishes for another); install writes such a
+ * text received for this host after checking that it parses, is of type x25519 and is sealed to
+ * this host's public key (-EINVAL otherwise); it replaces a protector of that name (re-enrolment). */
+#define STORE_X25519_KEY_BYTES 32U
+int store_host_key(Store *s, bool create, uint8_t ret_public[static STORE_X25519_KEY_BYTES]) _warn_unused_result_;
+int store_protector_add_x25519(Store *s, const char *name, const uint8_t public_key[static STORE_X25519_KEY_BYTES])
+        _warn_unused_result_;
+int store_protector_seal_for_host(Store *s, const char *name, const uint8_t public_key[static STORE_X25519_KEY_BYTES],
+                                  char **ret_text, size_t *ret_size) _warn_unused_result_;
+int store_protector_install(Store *s, const char *name, const char *text, size_t size) _warn_unused_result_;
 int store_protector_remove(Store *s, const char *name) _warn_unused_result_;
 int store_protector_list(Store *s, StoreProtectorInfo **ret, size_t *ret_n) _warn_unused_result_;
 

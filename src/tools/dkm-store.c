@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* dkm-store: offline administration of the key store, for setup, tests and recovery. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <stdio.h>
@@ -9,9 +10,12 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "crypto.h"
+#include "fileio.h"
+#include "kvfile.h"
 #include "loader.h"
 #include "parse.h"
 #include "passphrase.h"
@@ -124,6 +128,89 @@ static int verb_init(Store *unused, char **args) {
         if (r < 0)
                 return fail(s, r, arg.state_dir);
         printf("Initialized key store in %s (protector: %s).\n", arg.state_dir, pass ? "passphrase" : "local key file");
+        return 0;
+}
+
+static void print_hex(const uint8_t *p, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                printf("%02x", p[i]);
+        printf("\n");
+}
+
+/* A new host of a fleet: a store with the fleet's identity and no protector, and this host's key
+ * pair; the public key printed is what an enrolled host seals the root key to. */
+static int verb_fleet_join(Store *unused, char **args) {
+        _cleanup_store_ Store *s = NULL;
+        uint8_t id[STORE_ID_SIZE], pk[STORE_X25519_KEY_BYTES];
+        int r;
+
+        if (strlen(args[0]) != 2 * STORE_ID_SIZE || kv_parse_hex(args[0], id, sizeof(id)) < 0) {
+                fprintf(stderr, "dkm-store: '%s' is not a store id (%u hex bytes; 'dkm-store fleet store-id' on an "
+                        "enrolled host prints it).\n", args[0], STORE_ID_SIZE);
+                return EXIT_USAGE;
+        }
+        r = store_join(arg.state_dir, id, &s);
+        if (r < 0)
+                return fail(s, r, arg.state_dir);
+        r = store_host_key(s, true, pk);
+        if (r < 0)
+                return fail(s, r, "making this host's key pair");
+        fprintf(stderr, "Joined fleet store %s in %s; enrol this host with its public key:\n", args[0], arg.state_dir);
+        print_hex(pk, sizeof(pk));
+        return 0;
+}
+
+static int verb_fleet_store_id(Store *s, char **args) {
+        uint8_t id[STORE_ID_SIZE];
+
+        store_id(s, id);
+        print_hex(id, sizeof(id));
+        return 0;
+}
+
+static int verb_fleet_host_key(Store *s, char **args) {
+        uint8_t pk[STORE_X25519_KEY_BYTES];
+        int r;
+
+        r = store_host_key(s, true, pk);
+        if (r < 0)
+                return fail(s, r, "this host's key pair");
+        print_hex(pk, sizeof(pk));
+        return 0;
+}
+
+/* Offline enrolment: the protector file for another host, on stdout (no key material in it). */
+static int verb_fleet_seal_for_host(Store *s, char **args) {
+        _cleanup_free_ char *text = NULL;
+        uint8_t pk[STORE_X25519_KEY_BYTES];
+        size_t size;
+        int r;
+
+        if (strlen(args[1]) != 2 * STORE_X25519_KEY_BYTES || kv_parse_hex(args[1], pk, sizeof(pk)) < 0) {
+                fprintf(stderr, "dkm-store: '%s' is not a host public key (%u hex bytes).\n", args[1],
+                        STORE_X25519_KEY_BYTES);
+                return EXIT_USAGE;
+        }
+        r = store_protector_seal_for_host(s, args[0], pk, &text, &size);
+        if (r < 0)
+                return fail(s, r, "sealing the root key for the host");
+        return loop_write(STDOUT_FILENO, text, size) < 0 ? EXIT_FAILURE : 0;
+}
+
+static int verb_fleet_install(Store *s, char **args) {
+        _cleanup_free_ char *text = NULL;
+        size_t size;
+        int r;
+
+        r = read_file_full(AT_FDCWD, args[1], 65536, &text, &size);
+        if (r < 0) {
+                fprintf(stderr, "dkm-store: cannot read %s: %s\n", args[1], strerror(-r));
+                return EXIT_FAILURE;
+        }
+        r = store_protector_install(s, args[0], text, size);
+        if (r < 0)
+                return fail(s, r, "installing the protector");
+        printf("Installed protector %s.\n", args[0]);
         return 0;
 }
 
@@ -646,6 +733,11 @@ static const Verb verbs[] = {
         { "policy", "set", 0, 0, 0, verb_policy_set,
           "policy set [--approval-groups=GROUP,...|''] [--purge-delay=DURATION]" },
         { "purge", NULL, 0, 0, 0, verb_purge, "purge --yes-destroy-everything" },
+        { "fleet", "join", 1, 1, 0, verb_fleet_join, "fleet join STORE-ID          # a new host: prints its public key" },
+        { "fleet", "store-id", 0, 0, 0, verb_fleet_store_id, "fleet store-id" },
+        { "fleet", "host-key", 0, 0, 0, verb_fleet_host_key, "fleet host-key               # this host's public key" },
+        { "fleet", "seal-for-host", 2, 2, 1, verb_fleet_seal_for_host, "fleet seal-for-host NAME PUBLIC-KEY > FILE" },
+        { "fleet", "install", 2, 2, 0, verb_fleet_install, "fleet install NAME FILE" },
 };
 
 static void help(void) {
@@ -856,8 +948,8 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "dkm-store: libsodium failed to initialize.\n");
                 return EXIT_FAILURE;
         }
-        if (v->run == verb_init)
-                return verb_init(NULL, argv + optind + consumed);
+        if (v->run == verb_init || v->run == verb_fleet_join)
+                return v->run(NULL, argv + optind + consumed);
 
         r = store_open(arg.state_dir, &s);
         if (r == -ENOENT) {

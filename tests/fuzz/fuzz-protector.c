@@ -22,7 +22,8 @@ static void check(const char *file, size_t size, const char *expected_name) {
         FUZZ_ASSERT(store_protector_name_is_valid(p.name));
         FUZZ_ASSERT(!expected_name || strcmp(p.name, expected_name) == 0);
         FUZZ_ASSERT(p.ops == &protector_file_ops || p.ops == &protector_passphrase_ops ||
-                    p.ops == &protector_pkcs11_ops || p.ops == &protector_tpm2_ops);
+                    p.ops == &protector_pkcs11_ops || p.ops == &protector_tpm2_ops ||
+                    p.ops == &protector_x25519_ops);
         /* Canonical: formatting gives back the very file. */
         r = protector_file_format(&p, &text, &n);
         FUZZ_ASSERT(r == 0);
