@@ -17,14 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <netinet/in.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-
 #include <p11-kit/p11-kit.h>
 #include <p11-kit/pkcs11.h>
-#include <tss2/tss2_esys.h>
-#include <tss2/tss2_tctildr.h>
 
 #include "audit.h"
 #include "fileio.h"
@@ -35,6 +29,7 @@
 #include "test-accounts.h"
 #include "test-bus.h"
 #include "test-helpers.h"
+#include "test-swtpm.h"
 
 /* The named errors are part of the interface: spelled out, not taken from dkmd's headers. */
 #define E_WITHDRAWN       "org.dkm.KeyManager1.Error.CustomerKeyWithdrawn"
@@ -1244,120 +1239,9 @@ START_TEST(test_purge_done) {
 }
 END_TEST
 
-/* ---- TPM2 (swtpm on a loopback port, as tests/test-tpm2.c runs it) ---- */
+/* ---- TPM2 (swtpm on a loopback port, tests/test-swtpm.c, as tests/test-tpm2.c runs it) ---- */
 
 static bool have_swtpm;
-static pid_t swtpm_pid = -1;
-static char tcti[64];
-
-static bool port_accepts(int port) {
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
-
-        ck_assert_int_ge(fd, 0);
-        r = connect(fd, (struct sockaddr *) &a, sizeof(a));
-        close(fd);
-        return r == 0;
-}
-
-/* A port P with P+1 also free on 127.0.0.1. */
-static int free_port_pair(void) {
-        for (int attempt = 0; attempt < 50; attempt++) {
-                struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-                socklen_t l = sizeof(a);
-                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), fd2, port;
-                bool ok;
-
-                ck_assert_int_ge(fd, 0);
-                ck_assert_int_eq(bind(fd, (struct sockaddr *) &a, sizeof(a)), 0);
-                ck_assert_int_eq(getsockname(fd, (struct sockaddr *) &a, &l), 0);
-                port = ntohs(a.sin_port);
-                fd2 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                ck_assert_int_ge(fd2, 0);
-                a.sin_port = htons((uint16_t) (port + 1));
-                ok = port < 65535 && bind(fd2, (struct sockaddr *) &a, sizeof(a)) == 0;
-                close(fd2);
-                close(fd);
-                if (ok)
-                        return port;
-        }
-        ck_abort_msg("no free loopback port pair");
-        return -1;
-}
-
-/* A fresh TPM in dir/tpm; DKM_TPM2_TCTI (inherited by dkmd and dkm-store) points at it. It dies
- * with the test (PR_SET_PDEATHSIG). */
-static void swtpm_start(const Env *e) {
-        char state[192], server[64], ctrl[64], logf[192];
-
-        snprintf(state, sizeof(state), "%s/tpm", e->dir);
-        ck_assert_int_eq(mkdir(state, 0700), 0);
-        snprintf(logf, sizeof(logf), "%s/swtpm.log", e->dir);
-        for (int attempt = 0; attempt < 5; attempt++) {
-                int port = free_port_pair();
-
-                snprintf(server, sizeof(server), "type=tcp,port=%d,bindaddr=127.0.0.1", port);
-                snprintf(ctrl, sizeof(ctrl), "type=tcp,port=%d,bindaddr=127.0.0.1", port + 1);
-                fflush(NULL);
-                swtpm_pid = fork();
-                ck_assert_int_ge(swtpm_pid, 0);
-                if (swtpm_pid == 0) {
-                        char sd[200];
-                        int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-
-                        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-                        if (fd >= 0) {
-                                (void) dup2(fd, STDOUT_FILENO);
-                                (void) dup2(fd, STDERR_FILENO);
-                        }
-                        snprintf(sd, sizeof(sd), "dir=%s", state);
-                        execlp("swtpm", "swtpm", "socket", "--tpm2", "--server", server, "--ctrl", ctrl, "--tpmstate",
-                               sd, "--flags", "not-need-init,startup-clear", (char *) NULL);
-                        _exit(127);
-                }
-                for (int i = 0; i < 500; i++) {
-                        if (waitpid(swtpm_pid, NULL, WNOHANG) == swtpm_pid) {
-                                swtpm_pid = -1;
-                                break;
-                        }
-                        if (port_accepts(port)) {
-                                snprintf(tcti, sizeof(tcti), "swtpm:host=127.0.0.1,port=%d", port);
-                                ck_assert_int_eq(setenv("DKM_TPM2_TCTI", tcti, 1), 0);
-                                return;
-                        }
-                        sleep_ms(10);
-                }
-                if (swtpm_pid > 0) {
-                        (void) kill(swtpm_pid, SIGKILL);
-                        (void) waitpid(swtpm_pid, NULL, 0);
-                        swtpm_pid = -1;
-                }
-        }
-        ck_abort_msg("swtpm did not start (see %s)", logf);
-}
-
-static void swtpm_stop(void) {
-        if (swtpm_pid <= 0)
-                return;
-        ck_assert_int_eq(kill(swtpm_pid, SIGTERM), 0);
-        ck_assert_int_eq(waitpid(swtpm_pid, NULL, 0), swtpm_pid);
-        swtpm_pid = -1;
-}
-
-/* The TPM's owner extends a PCR (its own connection, closed at once: swtpm serves one at a time). */
-static void pcr_extend(ESYS_TR pcr) {
-        TPML_DIGEST_VALUES d = { .count = 1, .digests[0] = { .hashAlg = TPM2_ALG_SHA256 } };
-        TSS2_TCTI_CONTEXT *t = NULL;
-        ESYS_CONTEXT *esys = NULL;
-
-        memset(d.digests[0].digest.sha256, 0x5a, sizeof(d.digests[0].digest.sha256));
-        ck_assert_int_eq(Tss2_TctiLdr_Initialize(tcti, &t), TSS2_RC_SUCCESS);
-        ck_assert_int_eq(Esys_Initialize(&esys, t, NULL), TSS2_RC_SUCCESS);
-        ck_assert_int_eq(Esys_PCR_Extend(esys, pcr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &d), TSS2_RC_SUCCESS);
-        Esys_Finalize(&esys);
-        Tss2_TctiLdr_Finalize(&t);
-}
 
 /* A store whose only protector is sealed to the TPM and PCR 16 (added over D-Bus): PCR 16 extended
  * makes it degraded while dkmd holds the root key, and waiting after a restart. */
@@ -1374,7 +1258,7 @@ START_TEST(test_tpm2_pcr) {
                 return;
         }
         env_init(&e, "tpm", false);
-        swtpm_start(&e);
+        test_swtpm_start(e.dir, "tpm");
         dkmd_start();
         (void) test_call_as(NULL, &c, MGR_PATH, MGR_IFACE, "AddProtector", "ssa{sv}s", "tpm", "tpm2", 1, "Pcrs", "au",
                             1, (uint32_t) 16, "CHG-5: seal to the TPM");
@@ -1394,7 +1278,7 @@ START_TEST(test_tpm2_pcr) {
         encrypt_as_member(g, work(ct, g, "ct"), "sealed to PCR 16");
         member_decrypts(ct, "sealed to PCR 16");
 
-        pcr_extend(ESYS_TR_PCR16);
+        test_tpm_pcr_extend(ESYS_TR_PCR16);
         check_protectors(&p);
         ck_assert_str_eq(health_of(&p, "tpm", "tpm2"), "pcr-mismatch");
         assert_store_state("degraded");
@@ -1410,7 +1294,7 @@ START_TEST(test_tpm2_pcr) {
         ck_assert_str_eq(health_of(&p, "tpm", "tpm2"), "pcr-mismatch");
         member_decrypts(ct, "sealed to PCR 16");
         ck_assert_int_eq(test_dkmd_stop(false), 0);
-        swtpm_stop();
+        test_swtpm_stop();
         assert_audit_verifies(&e);
 }
 END_TEST
@@ -1480,7 +1364,7 @@ int main(void) {
                 fprintf(stderr, "SoftHSM2 (softhsm2-util, libsofthsm2.so) is not installed; scripts/deps.sh installs it.\n");
                 return 77;
         }
-        have_swtpm = system("command -v swtpm >/dev/null") == 0;
+        have_swtpm = test_swtpm_installed();
         test_world_want_approvers = true;
         return test_world_main(make_suite, key_group_tags);
 }

@@ -17,28 +17,18 @@
 #include "pkcs11-uri.h"
 #include "store.h"
 #include "test-helpers.h"
+#include "test-state.h"
 
 #define TOKEN "dkm-test"
 #define PIN "1234"
 #define SO_PIN "5678"
 
-static char top[64], base[96], sdir[128], module[256];
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void) (flag == FTW_DP ? rmdir(path) : unlink(path));
-        return 0;
-}
+static char module[256];
 
 static void setup(void) {
-        snprintf(base, sizeof(base), "%s/t.XXXXXX", top);
-        ck_assert_ptr_nonnull(mkdtemp(base));
-        snprintf(sdir, sizeof(sdir), "%s/state", base);
+        test_state_setup();
         setenv("DKM_PKCS11_PIN", PIN, 1);
         unsetenv("DKM_PKCS11_PIN_FILE");
-}
-
-static void teardown(void) {
-        (void) nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static const char *uri_for(const char *object) {
@@ -127,19 +117,6 @@ static int token_op(int op, const char *label) {
         return WEXITSTATUS(status);
 }
 
-static int has_protector_of_type(Store *s, const char *name, const char *type) {
-        StoreProtectorInfo *l = NULL;
-        size_t n = 0;
-        int found = 0;
-
-        ck_assert_int_eq(store_protector_list(s, &l, &n), 0);
-        for (size_t i = 0; i < n; i++)
-                if (strcmp(l[i].name, name) == 0 && strcmp(l[i].type, type) == 0)
-                        found = 1;
-        free(l);
-        return found;
-}
-
 /* A store with a file protector "local", a group, and a pkcs11 protector "hsm" on key label;
  * returns the group's generation 1 key for comparison. */
 static Secret *make_store(const char *label) {
@@ -149,33 +126,15 @@ static Secret *make_store(const char *label) {
         int r;
 
         ck_assert_int_eq(token_op(TOK_KEYGEN, label), 0);
-        ck_assert_int_eq(store_init(sdir, NULL, &s), 0);
+        ck_assert_int_eq(store_init(TS.sdir, NULL, &s), 0);
         ck_assert_int_eq(store_group_create(s, "mail", 1000, CRYPT_ALG_XCHACHA20_POLY1305, NULL, &g), 0);
         ck_assert_int_eq(store_generation_unwrap(s, g, 1, &k), 0);
         r = store_protector_add_pkcs11(s, "hsm", uri_for(label));
         ck_assert_msg(r == 0, "add-pkcs11: %d %s", r, store_last_error(s));
-        ck_assert(has_protector_of_type(s, "hsm", "pkcs11"));
+        ck_assert(test_store_has_protector(s, "hsm", "pkcs11"));
         store_group_free(g);
         store_free(s);
         return k;
-}
-
-static void remove_key_file(void) {
-        char p[256];
-        snprintf(p, sizeof(p), "%s/protectors/local.key", sdir);
-        ck_assert_int_eq(unlink(p), 0);
-}
-
-/* Opens the store and unlocks it with the current environment; the store_last_error() copy in why. */
-static int open_unlock(Store **ret, char *why, size_t size) {
-        Store *s = NULL;
-        int r;
-
-        ck_assert_int_eq(store_open(sdir, &s), 0);
-        r = store_unlock(s, NULL);
-        snprintf(why, size, "%s", r < 0 && store_last_error(s) ? store_last_error(s) : "");
-        *ret = s;
-        return r;
 }
 
 START_TEST(test_unlock_through_token_alone) {
@@ -185,8 +144,8 @@ START_TEST(test_unlock_through_token_alone) {
         char why[1024];
         int r;
 
-        remove_key_file();
-        r = open_unlock(&s, why, sizeof(why));
+        test_state_remove_key_file();
+        r = test_state_open_unlock(&s, why, sizeof(why));
         ck_assert_msg(r == 0, "unlock: %d %s", r, why);
         ck_assert_int_eq(store_group_load(s, "mail", &g), 0);
         ck_assert_int_eq(store_generation_unwrap(s, g, 1, &k2), 0);
@@ -200,8 +159,8 @@ START_TEST(test_pin_file) {
         FILE *f;
 
         secret_free(make_store("root-pinfile"));
-        remove_key_file();
-        snprintf(pf, sizeof(pf), "%s/pin", base);
+        test_state_remove_key_file();
+        snprintf(pf, sizeof(pf), "%s/pin", TS.base);
         f = fopen(pf, "we");
         ck_assert_ptr_nonnull(f);
         fputs(PIN "\n", f);
@@ -210,11 +169,11 @@ START_TEST(test_pin_file) {
         setenv("DKM_PKCS11_PIN_FILE", pf, 1);
         /* Readable by others: refused, as a key file would be. */
         ck_assert_int_eq(chmod(pf, 0644), 0);
-        ck_assert_int_eq(open_unlock(&s, why, sizeof(why)), -ENOKEY);
+        ck_assert_int_eq(test_state_open_unlock(&s, why, sizeof(why)), -ENOKEY);
         ck_assert_msg(strstr(why, "lets others read it"), "%s", why);
         store_free(s);
         ck_assert_int_eq(chmod(pf, 0600), 0);
-        ck_assert_msg(open_unlock(&s, why, sizeof(why)) == 0, "%s", why);
+        ck_assert_msg(test_state_open_unlock(&s, why, sizeof(why)) == 0, "%s", why);
 }
 END_TEST
 
@@ -223,9 +182,9 @@ START_TEST(test_no_pin) {
         char why[1024];
 
         secret_free(make_store("root-nopin"));
-        remove_key_file();
+        test_state_remove_key_file();
         unsetenv("DKM_PKCS11_PIN");
-        ck_assert_int_eq(open_unlock(&s, why, sizeof(why)), -ENOKEY);
+        ck_assert_int_eq(test_state_open_unlock(&s, why, sizeof(why)), -ENOKEY);
         ck_assert_msg(strstr(why, "hsm: needs the token's PIN"), "%s", why);
         ck_assert_msg(strstr(why, "local: protectors/local.key: key file missing"), "%s", why);
 }
@@ -236,17 +195,17 @@ START_TEST(test_wrong_pin) {
         char why[1024];
 
         secret_free(make_store("root-wrongpin"));
-        remove_key_file();
+        test_state_remove_key_file();
         setenv("DKM_PKCS11_PIN", "9999", 1);
         /* Several tries, each one login: refused every time, never locked out by a retry loop
          * (SoftHSM2 has no PIN counter; a real token would count exactly one per unlock). */
         for (int i = 0; i < 3; i++) {
-                ck_assert_int_eq(open_unlock(&s, why, sizeof(why)), -ENOKEY);
+                ck_assert_int_eq(test_state_open_unlock(&s, why, sizeof(why)), -ENOKEY);
                 ck_assert_msg(strstr(why, "hsm: token '" TOKEN "': login refused: wrong PIN"), "%s", why);
                 store_free(s);
         }
         setenv("DKM_PKCS11_PIN", PIN, 1);
-        ck_assert_msg(open_unlock(&s, why, sizeof(why)) == 0, "%s", why);
+        ck_assert_msg(test_state_open_unlock(&s, why, sizeof(why)) == 0, "%s", why);
         store_free(s);
 }
 END_TEST
@@ -258,10 +217,10 @@ START_TEST(test_token_key_deleted) {
         secret_free(make_store("root-deleted"));
         /* With the file protector still there the store opens; the token is one way among several. */
         ck_assert_int_eq(token_op(TOK_DESTROY, "root-deleted"), 0);
-        ck_assert_msg(open_unlock(&s, why, sizeof(why)) == 0, "%s", why);
+        ck_assert_msg(test_state_open_unlock(&s, why, sizeof(why)) == 0, "%s", why);
         store_free(s);
-        remove_key_file();
-        ck_assert_int_eq(open_unlock(&s, why, sizeof(why)), -ENOKEY);
+        test_state_remove_key_file();
+        ck_assert_int_eq(test_state_open_unlock(&s, why, sizeof(why)), -ENOKEY);
         ck_assert_msg(strstr(why, "hsm: token '" TOKEN "' has no AES key 'root-deleted' (never created, or deleted: withdrawn)"), "%s",
                       why);
         store_free(s);
@@ -275,8 +234,8 @@ START_TEST(test_key_replaced) {
         secret_free(make_store("root-replaced"));
         ck_assert_int_eq(token_op(TOK_DESTROY, "root-replaced"), 0);
         ck_assert_int_eq(token_op(TOK_KEYGEN, "root-replaced"), 0);
-        remove_key_file();
-        ck_assert_int_eq(open_unlock(&s, why, sizeof(why)), -ENOKEY);
+        test_state_remove_key_file();
+        ck_assert_int_eq(test_state_open_unlock(&s, why, sizeof(why)), -ENOKEY);
         ck_assert_msg(strstr(why, "hsm: the token's key does not open this protector"), "%s", why);
 }
 END_TEST
@@ -292,7 +251,7 @@ START_TEST(test_add_refusals) {
         char u[512];
 
         ck_assert_int_eq(token_op(TOK_KEYGEN_EXTRACTABLE, "root-extractable"), 0);
-        ck_assert_int_eq(store_init(sdir, NULL, &s), 0);
+        ck_assert_int_eq(store_init(TS.sdir, NULL, &s), 0);
         ck_assert_int_eq(store_protector_add_pkcs11(s, "hsm", uri_for("root-extractable")), -EINVAL);
         ck_assert_msg(strstr(store_last_error(s), "CKA_EXTRACTABLE=false"), "%s", store_last_error(s));
         ck_assert_int_eq(store_protector_add_pkcs11(s, "hsm", uri_for("no-such-key")), -ENOKEY);
@@ -307,7 +266,7 @@ START_TEST(test_add_refusals) {
         ck_assert_int_eq(token_op(TOK_KEYGEN, "root-x"), 0);
         ck_assert_int_eq(store_protector_add_pkcs11(s, "hsm", uri_for("root-x")), -ENOKEY);
         ck_assert_msg(strstr(store_last_error(s), "wrong PIN"), "%s", store_last_error(s));
-        ck_assert(!has_protector_of_type(s, "hsm", "pkcs11"));
+        ck_assert(!test_store_has_protector(s, "hsm", "pkcs11"));
 }
 END_TEST
 
@@ -321,8 +280,8 @@ START_TEST(test_renamed_protector_file) {
         size_t n;
 
         secret_free(make_store("root-renamed"));
-        snprintf(a, sizeof(a), "%s/protectors/hsm.protector", sdir);
-        snprintf(b, sizeof(b), "%s/protectors/hsm2.protector", sdir);
+        snprintf(a, sizeof(a), "%s/protectors/hsm.protector", TS.sdir);
+        snprintf(b, sizeof(b), "%s/protectors/hsm2.protector", TS.sdir);
         f = fopen(a, "re");
         ck_assert_ptr_nonnull(f);
         n = fread(buf, 1, sizeof(buf), f);
@@ -332,8 +291,8 @@ START_TEST(test_renamed_protector_file) {
         ck_assert_uint_eq(fwrite(buf, 1, n, f), n);
         fclose(f);
         ck_assert_int_eq(unlink(a), 0);
-        remove_key_file();
-        ck_assert_int_eq(open_unlock(&s, why, sizeof(why)), -ENOKEY);
+        test_state_remove_key_file();
+        ck_assert_int_eq(test_state_open_unlock(&s, why, sizeof(why)), -ENOKEY);
         ck_assert_msg(strstr(why, "hsm2:"), "%s", why);
 }
 END_TEST
@@ -346,7 +305,7 @@ static void check_hsm(bool unlocked, char *const *skip, StoreProtectorStatus *re
         size_t n = 0;
         bool found = false;
 
-        ck_assert_int_eq(store_open(sdir, &s), 0);
+        ck_assert_int_eq(store_open(TS.sdir, &s), 0);
         if (unlocked) {
                 /* The key file alone: no PIN is spent before the check's own try. */
                 char *pin = getenv("DKM_PKCS11_PIN") ? strdup(getenv("DKM_PKCS11_PIN")) : NULL;
@@ -381,8 +340,8 @@ START_TEST(test_check_health) {
         ck_assert_health(st, STORE_PROTECTOR_OK, "");
 
         /* Through the token alone, a locked store is opened by the check. */
-        remove_key_file();
-        ck_assert_int_eq(store_open(sdir, &s), 0);
+        test_state_remove_key_file();
+        ck_assert_int_eq(store_open(TS.sdir, &s), 0);
         {
                 StoreProtectorStatus *l = NULL;
                 size_t n;
@@ -414,8 +373,8 @@ START_TEST(test_check_health) {
 
         /* The token gone (an empty token directory): unavailable, try later. */
         snprintf(saved_conf, sizeof(saved_conf), "%s", getenv("SOFTHSM2_CONF"));
-        snprintf(tokens, sizeof(tokens), "%s/no-tokens", base);
-        snprintf(conf, sizeof(conf), "%s/empty.conf", base);
+        snprintf(tokens, sizeof(tokens), "%s/no-tokens", TS.base);
+        snprintf(conf, sizeof(conf), "%s/empty.conf", TS.base);
         ck_assert_int_eq(mkdir(tokens, 0700), 0);
         f = fopen(conf, "we");
         ck_assert_ptr_nonnull(f);
@@ -437,62 +396,25 @@ START_TEST(test_check_health) {
 }
 END_TEST
 
-/* Runs $DKM_STORE --state-dir=sdir ARGS... with stderr captured into err; returns the exit status. */
-static int run_dkm_store(char *err, size_t size, const char *const *args) {
-        const char *exe = getenv("DKM_STORE");
-        char sd[160], ef[160];
-        const char *argv[16];
-        size_t n = 0;
-        int status;
-        pid_t pid;
-        FILE *f;
-
-        ck_assert_ptr_nonnull(exe);
-        snprintf(sd, sizeof(sd), "--state-dir=%s", sdir);
-        snprintf(ef, sizeof(ef), "%s/stderr", base);
-        argv[n++] = exe;
-        argv[n++] = sd;
-        for (; *args && n < ELEMENTSOF(argv) - 1; args++)
-                argv[n++] = *args;
-        argv[n] = NULL;
-        pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                /* Without "e": these must stay open across exec. */
-                if (!freopen(ef, "w", stderr) || !freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "r", stdin))
-                        _exit(127);
-                execv(exe, (char *const *) argv);
-                _exit(127);
-        }
-        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-        ck_assert(WIFEXITED(status));
-        f = fopen(ef, "re");
-        ck_assert_ptr_nonnull(f);
-        n = fread(err, 1, size - 1, f);
-        err[n] = 0;
-        fclose(f);
-        return WEXITSTATUS(status);
-}
-
 START_TEST(test_cli) {
         char err[2048], uri[600];
 
         ck_assert_int_eq(token_op(TOK_KEYGEN, "root-cli"), 0);
-        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "init", NULL }), 0);
+        ck_assert_int_eq(test_state_run_store(err, sizeof(err), false, (const char *const[]) { "init", NULL }), 0);
         /* No --uri, a slot URI, a second positional argument: usage errors. */
-        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "protector", "add-pkcs11", "hsm", NULL }), 2);
+        ck_assert_int_eq(test_state_run_store(err, sizeof(err), false, (const char *const[]) { "protector", "add-pkcs11", "hsm", NULL }), 2);
         ck_assert_msg(strstr(err, "needs --uri="), "%s", err);
-        ck_assert_int_eq(run_dkm_store(err, sizeof(err),
+        ck_assert_int_eq(test_state_run_store(err, sizeof(err), false,
                                        (const char *const[]) { "protector", "add-pkcs11", "hsm", "--uri=pkcs11:token=" TOKEN ";slot-id=0", NULL }),
                          2);
         ck_assert_msg(strstr(err, "slot attributes are refused"), "%s", err);
-        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "protector", "add-pkcs11", NULL }), 2);
+        ck_assert_int_eq(test_state_run_store(err, sizeof(err), false, (const char *const[]) { "protector", "add-pkcs11", NULL }), 2);
         snprintf(uri, sizeof(uri), "--uri=%s", uri_for("root-cli"));
-        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "protector", "add-pkcs11", "hsm", uri, NULL }), 0);
-        remove_key_file();
-        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "check", NULL }), 0);
+        ck_assert_int_eq(test_state_run_store(err, sizeof(err), false, (const char *const[]) { "protector", "add-pkcs11", "hsm", uri, NULL }), 0);
+        test_state_remove_key_file();
+        ck_assert_int_eq(test_state_run_store(err, sizeof(err), false, (const char *const[]) { "check", NULL }), 0);
         setenv("DKM_PKCS11_PIN", "9999", 1);
-        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "check", NULL }), 4);
+        ck_assert_int_eq(test_state_run_store(err, sizeof(err), false, (const char *const[]) { "check", NULL }), 4);
         ck_assert_msg(strstr(err, "hsm: token '" TOKEN "': login refused: wrong PIN"), "%s", err);
 }
 END_TEST
@@ -566,7 +488,7 @@ static Suite *pkcs11_suite(void) {
         tcase_add_test(t, test_uri_parse);
         suite_add_tcase(s, t);
         t = tcase_create("softhsm2");
-        tcase_add_checked_fixture(t, setup, teardown);
+        tcase_add_checked_fixture(t, setup, test_state_teardown);
         tcase_add_test(t, test_unlock_through_token_alone);
         tcase_add_test(t, test_pin_file);
         tcase_add_test(t, test_no_pin);
@@ -599,8 +521,8 @@ static int token_init(void) {
         if (!m || system("command -v softhsm2-util >/dev/null") != 0)
                 return -ENOENT;
         snprintf(module, sizeof(module), "%s", m);
-        snprintf(tokens, sizeof(tokens), "%s/tokens", top);
-        snprintf(conf, sizeof(conf), "%s/softhsm2.conf", top);
+        snprintf(tokens, sizeof(tokens), "%s/tokens", TS.top);
+        snprintf(conf, sizeof(conf), "%s/softhsm2.conf", TS.top);
         if (mkdir(tokens, 0700) < 0)
                 return -errno;
         f = fopen(conf, "we");
@@ -619,21 +541,20 @@ int main(void) {
 
         if (crypt_init() < 0)
                 return EXIT_FAILURE;
-        snprintf(top, sizeof(top), "/tmp/dkm-test-pkcs11.XXXXXX");
-        if (!mkdtemp(top))
+        if (test_state_begin("pkcs11") < 0)
                 return EXIT_FAILURE;
         r = token_init();
         if (r == -ENOENT) {
                 fprintf(stderr, "SoftHSM2 (softhsm2-util, libsofthsm2.so) is not installed; scripts/deps.sh installs it.\n");
-                (void) nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+                test_state_end();
                 return 77;
         }
         if (r < 0) {
                 fprintf(stderr, "cannot create the SoftHSM2 token: %s\n", strerror(-r));
-                (void) nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+                test_state_end();
                 return EXIT_FAILURE;
         }
         r = test_run_suite(pkcs11_suite());
-        (void) nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        test_state_end();
         return r;
 }

@@ -17,113 +17,7 @@
 #include "store-policy.h"
 #include "store.h"
 #include "test-helpers.h"
-
-static char top[64], base[96], sdir[128];
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void) (flag == FTW_DP ? rmdir(path) : unlink(path));
-        return 0;
-}
-
-static void setup(void) {
-        snprintf(base, sizeof(base), "%s/t.XXXXXX", top);
-        ck_assert_ptr_nonnull(mkdtemp(base));
-        snprintf(sdir, sizeof(sdir), "%s/state", base);
-}
-
-static void teardown(void) {
-        (void) nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *spath(const char *rel) {
-        static char p[4][512];
-        static unsigned i;
-        char *r = p[i++ % 4];
-
-        snprintf(r, sizeof(p[0]), "%s/%s", sdir, rel);
-        return r;
-}
-
-static char *read_all(const char *path, size_t *ret_size) {
-        FILE *f = fopen(path, "re");
-        char *buf = malloc(1 << 20);
-        size_t n;
-
-        ck_assert_msg(f, "%s: %m", path);
-        n = fread(buf, 1, (1 << 20) - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        if (ret_size)
-                *ret_size = n;
-        return buf;
-}
-
-static void write_all(const char *path, const void *data, size_t size) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-        ck_assert_int_ge(fd, 0);
-        ck_assert_int_eq(write(fd, data, size), (ssize_t) size);
-        close(fd);
-}
-
-/* body + a valid checksum line: what gets refused is then the content, not the framing. */
-static void write_with_checksum(const char *path, const char *body) {
-        uint8_t sum[CRYPT_HASH_BYTES];
-        FILE *f = fopen(path, "we");
-
-        crypt_hash(body, strlen(body), sum);
-        ck_assert_ptr_nonnull(f);
-        fputs(body, f);
-        fputs("checksum=", f);
-        for (size_t i = 0; i < sizeof(sum); i++)
-                fprintf(f, "%02x", sum[i]);
-        fputs("\n", f);
-        fclose(f);
-}
-
-static Secret *pass(const char *s) {
-        Secret *p;
-        ck_assert_int_eq(secret_new_copy(s, strlen(s), &p), 0);
-        return p;
-}
-
-static Store *init_with_group(const char *name) {
-        Store *s = NULL;
-        ck_assert_int_eq(store_init(sdir, NULL, &s), 0);
-        ck_assert_int_eq(store_group_create(s, name, 1000, CRYPT_ALG_XCHACHA20_POLY1305, NULL, NULL), 0);
-        return s;
-}
-
-/* nftw has no user data pointer: the needle lives here. */
-static const void *needle;
-static size_t needle_size;
-static int needle_found;
-static int find_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        if (flag == FTW_F && S_ISREG(st->st_mode)) {
-                size_t n;
-                _cleanup_free_ char *d = read_all(path, &n);
-                if (memmem(d, n, needle, needle_size))
-                        needle_found = 1;
-        }
-        return 0;
-}
-static int tree_contains(const void *p, size_t n) {
-        needle = p;
-        needle_size = n;
-        needle_found = 0;
-        ck_assert_int_eq(nftw(sdir, find_one, 16, FTW_PHYS), 0);
-        return needle_found;
-}
-
-/* The hex form too: files hold wrapped keys as lowercase hex. */
-static int tree_contains_bytes_or_hex(const uint8_t *p, size_t n) {
-        char hex[2 * CRYPT_WRAPPED_KEY_BYTES + 1];
-
-        ck_assert_uint_le(n, CRYPT_WRAPPED_KEY_BYTES);
-        for (size_t i = 0; i < n; i++)
-                sprintf(hex + 2 * i, "%02x", p[i]);
-        return tree_contains(p, n) || tree_contains(hex, 2 * n);
-}
+#include "test-state.h"
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -138,8 +32,8 @@ static size_t count_files(const char *rel) {
         size_t n = 0;
         FILE *f;
 
-        snprintf(p, sizeof(p), "ls -A '%s' | wc -l", spath(rel));
-        ck_assert_int_eq(stat(spath(rel), &st), 0);
+        snprintf(p, sizeof(p), "ls -A '%s' | wc -l", test_state_path(rel));
+        ck_assert_int_eq(stat(test_state_path(rel), &st), 0);
         f = popen(p, "re");
         ck_assert_ptr_nonnull(f);
         ck_assert_int_eq(fscanf(f, "%zu", &n), 1);
@@ -150,21 +44,21 @@ static size_t count_files(const char *rel) {
 /* ---- store policy ---- */
 
 START_TEST(test_policy_default_save_load) {
-        _cleanup_store_ Store *s = init_with_group("mail");
+        _cleanup_store_ Store *s = test_state_init_with_group("mail");
         StorePolicy p = { .purge_delay_usec = 1 }, q;
         struct stat st;
 
         ck_assert_int_eq(store_policy_load(s, &p), 0);
         ck_assert_uint_eq(p.n_approval_levels, 0);
         ck_assert_uint_eq(p.purge_delay_usec, STORE_PURGE_DELAY_DEFAULT_USEC);
-        ck_assert_int_eq(stat(spath("store.policy"), &st), -1);
+        ck_assert_int_eq(stat(test_state_path("store.policy"), &st), -1);
 
         p.approval_levels[0] = 20;
         p.approval_levels[1] = 10;
         p.n_approval_levels = 2;
         p.purge_delay_usec = 12ULL * 3600 * 1000000;
         ck_assert_int_eq(store_policy_save(s, &p), 0);
-        ck_assert_int_eq(stat(spath("store.policy"), &st), 0);
+        ck_assert_int_eq(stat(test_state_path("store.policy"), &st), 0);
         ck_assert_uint_eq(st.st_mode & 07777, 0600);
         ck_assert_int_eq(store_policy_load(s, &q), 0);
         ck_assert_uint_eq(q.n_approval_levels, 2);
@@ -172,7 +66,7 @@ START_TEST(test_policy_default_save_load) {
         ck_assert_uint_eq(q.approval_levels[1], 10);
         ck_assert_uint_eq(q.purge_delay_usec, p.purge_delay_usec);
         {
-                _cleanup_free_ char *text = read_all(spath("store.policy"), NULL);
+                _cleanup_free_ char *text = test_read_all(test_state_path("store.policy"), NULL);
                 ck_assert_msg(strncmp(text, "format=1\napproval-groups=20 10\npurge-delay-usec=43200000000\nchecksum=",
                                       strlen("format=1\napproval-groups=20 10\npurge-delay-usec=43200000000\nchecksum=")) == 0,
                               "%s", text);
@@ -234,7 +128,7 @@ START_TEST(test_policy_damaged) {
                 { "format=2\napproval-groups=\npurge-delay-usec=1000000\n", -EPROTONOSUPPORT, "newer dkm" },
                 { "format=0\napproval-groups=\npurge-delay-usec=1000000\n", -EBADMSG, "format" },
         };
-        _cleanup_store_ Store *s = init_with_group("mail");
+        _cleanup_store_ Store *s = test_state_init_with_group("mail");
         StorePolicy p = STORE_POLICY_DEFAULT, q;
         _cleanup_free_ char *good = NULL;
         size_t n;
@@ -242,7 +136,7 @@ START_TEST(test_policy_damaged) {
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 int r;
 
-                write_with_checksum(spath("store.policy"), cases[i].body);
+                test_write_with_checksum(test_state_path("store.policy"), cases[i].body);
                 r = store_policy_load(s, &q);
                 ck_assert_msg(r == cases[i].r, "case %zu: %d", i, r);
                 ck_assert_ptr_nonnull(store_last_error(s));
@@ -253,9 +147,9 @@ START_TEST(test_policy_damaged) {
         /* A flipped bit: the checksum. */
         p.purge_delay_usec = 3600ULL * 1000000;
         ck_assert_int_eq(store_policy_save(s, &p), 0);
-        good = read_all(spath("store.policy"), &n);
+        good = test_read_all(test_state_path("store.policy"), &n);
         good[strlen("format=1\napproval-groups=\npurge-delay-usec=3")] ^= 1;
-        write_all(spath("store.policy"), good, n);
+        test_write_all(test_state_path("store.policy"), good, n);
         ck_assert_int_eq(store_policy_load(s, &q), -EBADMSG);
         ck_assert_msg(strstr(store_last_error(s), "checksum"), "%s", store_last_error(s));
 
@@ -267,10 +161,10 @@ START_TEST(test_policy_damaged) {
         ck_assert_uint_eq(q.purge_delay_usec, 3600ULL * 1000000);
 
         /* A directory in its place is not a policy. */
-        ck_assert_int_eq(unlink(spath("store.policy")), 0);
-        ck_assert_int_eq(mkdir(spath("store.policy"), 0700), 0);
+        ck_assert_int_eq(unlink(test_state_path("store.policy")), 0);
+        ck_assert_int_eq(mkdir(test_state_path("store.policy"), 0700), 0);
         ck_assert_int_eq(store_policy_load(s, &q), -EBADMSG);
-        ck_assert_int_eq(rmdir(spath("store.policy")), 0);
+        ck_assert_int_eq(rmdir(test_state_path("store.policy")), 0);
 }
 END_TEST
 
@@ -315,7 +209,7 @@ static void expect_health(const StoreProtectorStatus *l, size_t n, const char *n
         else
                 ck_assert_msg(strstr(st->detail, detail), "%s: '%s' lacks '%s'", name, st->detail, detail);
         /* Details are relative to the store: the path is said once, by the caller. */
-        ck_assert_msg(!strstr(st->detail, sdir), "%s", st->detail);
+        ck_assert_msg(!strstr(st->detail, TS.sdir), "%s", st->detail);
 }
 
 START_TEST(test_health_strings) {
@@ -331,8 +225,8 @@ START_TEST(test_health_strings) {
 END_TEST
 
 START_TEST(test_check_file_protectors) {
-        _cleanup_store_ Store *s = init_with_group("mail");
-        _cleanup_secret_ Secret *pp = pass("correct horse");
+        _cleanup_store_ Store *s = test_state_init_with_group("mail");
+        _cleanup_secret_ Secret *pp = test_secret("correct horse");
         _cleanup_free_ StoreProtectorStatus *l = NULL;
         char *const skip[] = { (char *) "local", NULL };
         size_t n;
@@ -356,8 +250,8 @@ START_TEST(test_check_file_protectors) {
         l = NULL;
 
         /* Key file gone: withdrawn. Damaged protector file: invalid. Skipped: refused, untried. */
-        ck_assert_int_eq(unlink(spath("protectors/second.key")), 0);
-        write_all(spath("protectors/third.protector"), "format=1\n", 9);
+        ck_assert_int_eq(unlink(test_state_path("protectors/second.key")), 0);
+        test_write_all(test_state_path("protectors/third.protector"), "format=1\n", 9);
         ck_assert_int_eq(store_protector_check(s, skip, &l, &n), 0);
         ck_assert_uint_eq(n, 4);
         expect_health(l, n, "local", "file", STORE_PROTECTOR_REFUSED, "not tried again: the token refused the PIN before");
@@ -372,10 +266,10 @@ START_TEST(test_check_file_protectors) {
                 _cleanup_store_ Store *other = NULL;
                 char odir[160], cmd[512];
 
-                snprintf(odir, sizeof(odir), "%s/other", base);
+                snprintf(odir, sizeof(odir), "%s/other", TS.base);
                 ck_assert_int_eq(store_init(odir, NULL, &other), 0);
                 snprintf(cmd, sizeof(cmd), "cp %s/protectors/local.protector %s/protectors/local.key %s/protectors/", odir,
-                         odir, sdir);
+                         odir, TS.sdir);
                 ck_assert_int_eq(system(cmd), 0);
         }
         ck_assert_int_eq(store_protector_check(s, NULL, &l, &n), 0);
@@ -386,7 +280,7 @@ START_TEST(test_check_file_protectors) {
 END_TEST
 
 START_TEST(test_check_unlocks_locked_store) {
-        _cleanup_store_ Store *s = init_with_group("mail"), *t = NULL;
+        _cleanup_store_ Store *s = test_state_init_with_group("mail"), *t = NULL;
         _cleanup_free_ StoreProtectorStatus *l = NULL;
         _cleanup_store_group_ StoreGroup *g = NULL;
         _cleanup_secret_ Secret *k1 = NULL, *k2 = NULL;
@@ -396,8 +290,8 @@ START_TEST(test_check_unlocks_locked_store) {
         ck_assert_int_eq(store_group_load(s, "mail", &g), 0);
         ck_assert_int_eq(store_generation_unwrap(s, g, 1, &k1), 0);
         /* The first in order (local) is withdrawn: the next one opens the store. */
-        ck_assert_int_eq(unlink(spath("protectors/local.key")), 0);
-        ck_assert_int_eq(store_open(sdir, &t), 0);
+        ck_assert_int_eq(unlink(test_state_path("protectors/local.key")), 0);
+        ck_assert_int_eq(store_open(TS.sdir, &t), 0);
         ck_assert(!store_is_unlocked(t));
         ck_assert_int_eq(store_protector_check(t, NULL, &l, &n), 0);
         ck_assert_uint_eq(n, 2);
@@ -432,7 +326,7 @@ START_TEST(test_check_unlocks_locked_store) {
 
         /* Nothing opens it: still locked, no failure of the call itself. */
         store_forget_root_key(t);
-        ck_assert_int_eq(unlink(spath("protectors/zz-second.key")), 0);
+        ck_assert_int_eq(unlink(test_state_path("protectors/zz-second.key")), 0);
         ck_assert_int_eq(store_protector_check(t, NULL, &l, &n), 0);
         ck_assert(!store_is_unlocked(t));
         for (size_t i = 0; i < n; i++)
@@ -487,12 +381,12 @@ static void expect_shredded(Store *s, const Blobs *blobs) {
                 }
         }
         for (size_t i = 0; i < blobs->n; i++)
-                ck_assert_msg(!tree_contains_bytes_or_hex(blobs->b[i], CRYPT_WRAPPED_KEY_BYTES),
+                ck_assert_msg(!test_state_contains_or_hex(blobs->b[i], CRYPT_WRAPPED_KEY_BYTES),
                               "wrapped key %zu is still in the state directory", i);
 }
 
 START_TEST(test_purge) {
-        _cleanup_store_ Store *s = init_with_group("mail"), *other = NULL;
+        _cleanup_store_ Store *s = test_state_init_with_group("mail"), *other = NULL;
         _cleanup_store_group_ StoreGroup *g = NULL;
         _cleanup_secret_ Secret *k = NULL;
         _cleanup_free_ char *key_file = NULL;
@@ -510,19 +404,19 @@ START_TEST(test_purge) {
         ck_assert_uint_eq(t0, 0);
         collect_blobs(s, &blobs);
         ck_assert_uint_eq(blobs.n, (1 + 3) + (1 + 1)); /* mail: KEK + 3 live generations; db: KEK + 1 */
-        key_file = read_all(spath("protectors/local.key"), &key_size);
+        key_file = test_read_all(test_state_path("protectors/local.key"), &key_size);
         ck_assert_uint_eq(key_size, CRYPT_KEY_BYTES);
         ck_assert_int_eq(store_group_load(s, "mail", &g), 0);
 
         /* Another Store, unlocked before the purge, loses its key at its next use. */
-        ck_assert_int_eq(store_open(sdir, &other), 0);
+        ck_assert_int_eq(store_open(TS.sdir, &other), 0);
         ck_assert_int_eq(store_unlock(other, NULL), 0);
 
         t0 = now_usec();
         ck_assert_int_eq(store_purge(s), 0);
         ck_assert_ptr_null(store_last_error(s));
         expect_shredded(s, &blobs);
-        ck_assert(!tree_contains(key_file, key_size));
+        ck_assert(!test_state_contains(key_file, key_size));
         ck_assert_int_eq(store_purged(s, &t1), 1);
         ck_assert_uint_ge(t1, t0);
         ck_assert_int_eq(store_purged(s, NULL), 1);
@@ -553,7 +447,7 @@ START_TEST(test_purge) {
         }
         /* A new Store on the purged directory: opens (metadata), never unlocks. */
         other = store_free(other);
-        ck_assert_int_eq(store_open(sdir, &other), 0);
+        ck_assert_int_eq(store_open(TS.sdir, &other), 0);
         ck_assert_int_eq(store_unlock(other, NULL), -ENOKEY);
         ck_assert_msg(strstr(store_last_error(other), "purged at"), "%s", store_last_error(other));
 }
@@ -562,7 +456,7 @@ END_TEST
 /* A purge killed after its marker: the store already refuses to unlock, and the next purge
  * finishes the job. Also: protectors removed by hand, a damaged group file, a damaged marker. */
 START_TEST(test_purge_interrupted) {
-        _cleanup_store_ Store *s = init_with_group("mail");
+        _cleanup_store_ Store *s = test_state_init_with_group("mail");
         _cleanup_free_ StoreProtectorStatus *l = NULL;
         Blobs blobs = {};
         uint64_t t = 0;
@@ -575,8 +469,8 @@ START_TEST(test_purge_interrupted) {
         s = store_free(s);
 
         /* The state right after the marker's write. */
-        write_with_checksum(spath("purged"), "format=1\npurged-usec=1700000000000000\n");
-        ck_assert_int_eq(store_open(sdir, &s), 0);
+        test_write_with_checksum(test_state_path("purged"), "format=1\npurged-usec=1700000000000000\n");
+        ck_assert_int_eq(store_open(TS.sdir, &s), 0);
         ck_assert_int_eq(store_purged(s, &t), 1);
         ck_assert_uint_eq(t, 1700000000000000ULL);
         ck_assert_int_eq(store_unlock(s, NULL), -ENOKEY);
@@ -591,16 +485,16 @@ START_TEST(test_purge_interrupted) {
         l = NULL;
 
         /* The local key file already removed by hand, a group file damaged. */
-        ck_assert_int_eq(unlink(spath("protectors/local.key")), 0);
-        write_all(spath("groups/broken.group"), "format=1\nname=broken\n", 21);
+        ck_assert_int_eq(unlink(test_state_path("protectors/local.key")), 0);
+        test_write_all(test_state_path("groups/broken.group"), "format=1\nname=broken\n", 21);
         ck_assert_int_eq(store_purge(s), 0);
         ck_assert_int_eq(store_purged(s, &t), 1);
         ck_assert_uint_eq(t, 1700000000000000ULL);
-        ck_assert_int_eq(access(spath("groups/broken.group"), F_OK), -1);
+        ck_assert_int_eq(access(test_state_path("groups/broken.group"), F_OK), -1);
         expect_shredded(s, &blobs);
 
         /* A damaged marker still means purged, and the next purge writes a good one. */
-        write_all(spath("purged"), "junk\n", 5);
+        test_write_all(test_state_path("purged"), "junk\n", 5);
         ck_assert_int_eq(store_purged(s, &t), -EBADMSG);
         ck_assert_int_eq(store_unlock(s, NULL), -ENOKEY);
         ck_assert_msg(strstr(store_last_error(s), "purged"), "%s", store_last_error(s));
@@ -669,45 +563,7 @@ END_TEST
 
 /* ---- dkm-store ---- */
 
-/* Runs $DKM_STORE --state-dir=sdir ARGS...; stdout and stderr together in out. Exit status. */
-static int run_dkm_store(char *out, size_t size, const char *const *args) {
-        const char *exe = getenv("DKM_STORE");
-        char sd[160], of[160];
-        const char *argv[16];
-        size_t n = 0;
-        int status;
-        pid_t pid;
-        FILE *f;
-
-        ck_assert_msg(exe, "DKM_STORE is not set (meson test sets it)");
-        snprintf(sd, sizeof(sd), "--state-dir=%s", sdir);
-        snprintf(of, sizeof(of), "%s/output", base);
-        argv[n++] = exe;
-        argv[n++] = sd;
-        for (; *args && n < ELEMENTSOF(argv) - 1; args++)
-                argv[n++] = *args;
-        argv[n] = NULL;
-        pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                /* Without "e": these must stay open across exec. */
-                if (!freopen(of, "w", stdout) || dup2(fileno(stdout), STDERR_FILENO) < 0 ||
-                    !freopen("/dev/null", "r", stdin))
-                        _exit(127);
-                execv(exe, (char *const *) argv);
-                _exit(127);
-        }
-        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-        ck_assert(WIFEXITED(status));
-        f = fopen(of, "re");
-        ck_assert_ptr_nonnull(f);
-        n = fread(out, 1, size - 1, f);
-        out[n] = 0;
-        fclose(f);
-        return WEXITSTATUS(status);
-}
-
-#define RUN(...) run_dkm_store(out, sizeof(out), (const char *const[]) { __VA_ARGS__, NULL })
+#define RUN(...) test_state_run_store(out, sizeof(out), true, (const char *const[]) { __VA_ARGS__, NULL })
 
 START_TEST(test_cli) {
         _cleanup_store_ Store *s = NULL;
@@ -727,25 +583,25 @@ START_TEST(test_cli) {
         ck_assert_int_eq(RUN("policy", "set", "--purge-delay=31d"), 2);
         ck_assert_int_eq(RUN("policy", "set", "--purge-delay=soon"), 2);
         ck_assert_int_eq(RUN("policy", "set", "extra"), 2);
-        ck_assert_int_eq(access(spath("store.policy"), F_OK), -1);
+        ck_assert_int_eq(access(test_state_path("store.policy"), F_OK), -1);
         ck_assert_int_eq(RUN("policy", "set", "--approval-groups=root,daemon", "--purge-delay=12h"), 0);
         ck_assert_int_eq(RUN("policy", "show"), 0);
         ck_assert_msg(strstr(out, "root (gid 0), daemon (gid 1)") && strstr(out, "12h"), "%s", out);
         ck_assert_int_eq(RUN("policy", "set", "--approval-groups="), 0);
-        ck_assert_int_eq(store_open(sdir, &s), 0);
+        ck_assert_int_eq(store_open(TS.sdir, &s), 0);
         ck_assert_int_eq(store_policy_load(s, &p), 0);
         ck_assert_uint_eq(p.n_approval_levels, 0);
         ck_assert_uint_eq(p.purge_delay_usec, 12ULL * 3600 * 1000000);
-        write_all(spath("store.policy"), "junk\n", 5);
+        test_write_all(test_state_path("store.policy"), "junk\n", 5);
         ck_assert_int_eq(RUN("policy", "show"), 5);
 
         ck_assert_int_eq(RUN("protector", "add", "second"), 0);
         ck_assert_int_eq(RUN("protector", "check"), 0);
         ck_assert_msg(strstr(out, "local") && strstr(out, " ok"), "%s", out);
-        ck_assert_int_eq(unlink(spath("protectors/local.key")), 0);
+        ck_assert_int_eq(unlink(test_state_path("protectors/local.key")), 0);
         ck_assert_int_eq(RUN("protector", "check"), 0);
         ck_assert_msg(strstr(out, "withdrawn") && strstr(out, "key file missing"), "%s", out);
-        ck_assert_int_eq(unlink(spath("protectors/second.key")), 0);
+        ck_assert_int_eq(unlink(test_state_path("protectors/second.key")), 0);
         ck_assert_int_eq(RUN("protector", "check"), 4);
 
         ck_assert_int_eq(RUN("purge"), 2);
@@ -770,7 +626,7 @@ static Suite *store_purge_suite(void) {
         TCase *tc;
 
         tc = tcase_create("policy");
-        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_checked_fixture(tc, test_state_setup, test_state_teardown);
         tcase_add_test(tc, test_policy_default_save_load);
         tcase_add_test(tc, test_policy_check);
         tcase_add_test(tc, test_policy_damaged);
@@ -778,14 +634,14 @@ static Suite *store_purge_suite(void) {
         suite_add_tcase(s, tc);
 
         tc = tcase_create("health");
-        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_checked_fixture(tc, test_state_setup, test_state_teardown);
         tcase_add_test(tc, test_health_strings);
         tcase_add_test(tc, test_check_file_protectors);
         tcase_add_test(tc, test_check_unlocks_locked_store);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("purge");
-        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_checked_fixture(tc, test_state_setup, test_state_teardown);
         tcase_add_test(tc, test_purge);
         tcase_add_test(tc, test_purge_interrupted);
         tcase_add_test(tc, test_group_file_destroyed_kek);
@@ -795,16 +651,9 @@ static Suite *store_purge_suite(void) {
 }
 
 int main(void) {
-        int r;
-
         /* Argon2id at its cheapest: the protectors' logic is under test here, not their cost. */
         setenv("DKM_TEST_PWHASH_FAST", "1", 1);
         if (crypt_init() < 0)
                 return EXIT_FAILURE;
-        snprintf(top, sizeof(top), "/tmp/dkm-test-store-purge.XXXXXX");
-        if (!mkdtemp(top))
-                return EXIT_FAILURE;
-        r = test_run_suite(store_purge_suite());
-        (void) nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-        return r;
+        return test_state_run("store-purge", store_purge_suite());
 }

@@ -22,84 +22,23 @@
 #include "group-file.h"
 #include "store.h"
 #include "test-helpers.h"
+#include "test-state.h"
 
-/* top: one dir per run, removed by main() even when a test failed (Check skips the checked
- * teardown then); base: one per test inside it; sdir: the state dir under test. */
-static char top[64], base[96], sdir[128];
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void) (flag == FTW_DP ? rmdir(path) : unlink(path));
-        return 0;
-}
-
-static void setup(void) {
-        snprintf(base, sizeof(base), "%s/t.XXXXXX", top);
-        ck_assert_ptr_nonnull(mkdtemp(base));
-        snprintf(sdir, sizeof(sdir), "%s/state", base);
-}
-
-static void teardown(void) {
-        (void) nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* STATEDIR/rel, or with name: STATEDIR/groups/NAME.group or STATEDIR/protectors/NAME.{protector,key}. */
-static const char *spath(const char *rel) {
-        static char p[4][512];
-        static unsigned i;
-        char *r = p[i++ % 4];
-
-        snprintf(r, sizeof(p[0]), "%s/%s", sdir, rel);
-        return r;
-}
+/* STATEDIR/groups/NAME.group, STATEDIR/protectors/NAME.{protector,key}. */
 static const char *gpath(const char *name) {
         char rel[128];
         snprintf(rel, sizeof(rel), "groups/%s.group", name);
-        return spath(rel);
+        return test_state_path(rel);
 }
 static const char *ppath(const char *name, const char *suffix) {
         char rel[128];
         snprintf(rel, sizeof(rel), "protectors/%s%s", name, suffix);
-        return spath(rel);
-}
-
-static char *read_all(const char *path, size_t *ret_size) {
-        FILE *f = fopen(path, "re");
-        char *buf = malloc(1 << 20);
-        size_t n;
-
-        ck_assert_ptr_nonnull(f);
-        n = fread(buf, 1, (1 << 20) - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        if (ret_size)
-                *ret_size = n;
-        return buf;
-}
-
-static void write_all(const char *path, const void *data, size_t size) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-        ck_assert_int_ge(fd, 0);
-        ck_assert_int_eq(write(fd, data, size), (ssize_t) size);
-        close(fd);
+        return test_state_path(rel);
 }
 
 static void to_hex(const void *p, size_t n, char *out) {
         for (size_t i = 0; i < n; i++)
                 sprintf(out + 2 * i, "%02x", ((const uint8_t *) p)[i]);
-}
-
-/* Write body + a valid checksum line, so the parser's semantic checks are what get exercised. */
-static void write_with_checksum(const char *path, const char *body) {
-        uint8_t sum[CRYPT_HASH_BYTES];
-        char hex[2 * CRYPT_HASH_BYTES + 1];
-        FILE *f = fopen(path, "we");
-
-        crypt_hash(body, strlen(body), sum);
-        to_hex(sum, sizeof(sum), hex);
-        ck_assert_ptr_nonnull(f);
-        fprintf(f, "%schecksum=%s\n", body, hex);
-        fclose(f);
 }
 
 /* The text before the checksum line. */
@@ -111,7 +50,7 @@ static char *body_of(const char *data) {
 }
 
 static char *read_body(const char *path) {
-        _cleanup_free_ char *d = read_all(path, NULL);
+        _cleanup_free_ char *d = test_read_all(path, NULL);
         return body_of(d);
 }
 
@@ -123,12 +62,6 @@ static char *replace_once(const char *s, const char *from, const char *to) {
         r = malloc(strlen(s) - strlen(from) + strlen(to) + 1);
         sprintf(r, "%.*s%s%s", (int) (at - s), s, to, at + strlen(from));
         return r;
-}
-
-static Secret *pass(const char *s) {
-        Secret *p;
-        ck_assert_int_eq(secret_new_copy(s, strlen(s), &p), 0);
-        return p;
 }
 
 static void unwrap_bytes(Store *s, const StoreGroup *g, uint32_t n, uint8_t out[CRYPT_KEY_BYTES]) {
@@ -148,37 +81,9 @@ static StoreGroup *load(Store *s, const char *name) {
 
 static Store *open_unlocked(void) {
         Store *s = NULL;
-        ck_assert_int_eq(store_open(sdir, &s), 0);
+        ck_assert_int_eq(store_open(TS.sdir, &s), 0);
         ck_assert_int_eq(store_unlock(s, NULL), 0);
         return s;
-}
-
-static Store *init_with_group(const char *name) {
-        Store *s = NULL;
-        ck_assert_int_eq(store_init(sdir, NULL, &s), 0);
-        ck_assert_int_eq(store_group_create(s, name, 1000, CRYPT_ALG_XCHACHA20_POLY1305, NULL, NULL), 0);
-        return s;
-}
-
-/* nftw has no user data pointer: the needle lives here. */
-static const void *needle;
-static size_t needle_size;
-static int needle_found;
-static int find_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        if (flag == FTW_F && S_ISREG(st->st_mode)) {
-                size_t n;
-                _cleanup_free_ char *d = read_all(path, &n);
-                if (memmem(d, n, needle, needle_size))
-                        needle_found = 1;
-        }
-        return 0;
-}
-static int tree_contains(const void *p, size_t n) {
-        needle = p;
-        needle_size = n;
-        needle_found = 0;
-        ck_assert_int_eq(nftw(sdir, find_one, 16, FTW_PHYS), 0);
-        return needle_found;
 }
 
 START_TEST(test_init_open_file) {
@@ -188,19 +93,19 @@ START_TEST(test_init_open_file) {
         uint8_t k1[CRYPT_KEY_BYTES], k2[CRYPT_KEY_BYTES];
         size_t n;
 
-        ck_assert_int_eq(store_open(sdir, &s), -ENOENT);
-        ck_assert_ptr_nonnull(strstr(store_last_error(NULL), sdir));
-        ck_assert_int_eq(store_init(sdir, NULL, &s), 0);
+        ck_assert_int_eq(store_open(TS.sdir, &s), -ENOENT);
+        ck_assert_ptr_nonnull(strstr(store_last_error(NULL), TS.sdir));
+        ck_assert_int_eq(store_init(TS.sdir, NULL, &s), 0);
         ck_assert(store_is_unlocked(s));
-        ck_assert_str_eq(store_path(s), sdir);
+        ck_assert_str_eq(store_path(s), TS.sdir);
         ck_assert_int_eq(store_group_create(s, "mail", 1234, CRYPT_ALG_XCHACHA20_POLY1305, NULL, &g), 0);
         ck_assert_ptr_null(store_last_error(s));
         unwrap_bytes(s, g, 1, k1);
         s = store_free(s);
 
-        ck_assert_int_eq(store_init(sdir, NULL, &s), -EEXIST);
+        ck_assert_int_eq(store_init(TS.sdir, NULL, &s), -EEXIST);
         ck_assert_ptr_nonnull(strstr(store_last_error(NULL), "already"));
-        ck_assert_int_eq(store_open(sdir, &s), 0);
+        ck_assert_int_eq(store_open(TS.sdir, &s), 0);
         ck_assert(!store_is_unlocked(s));
         ck_assert_int_eq(store_group_create(s, "other", 1, CRYPT_ALG_XCHACHA20_POLY1305, NULL, NULL), -ENOKEY);
         ck_assert_int_eq(store_rollover(s, "mail", NULL), -ENOKEY);
@@ -213,7 +118,7 @@ START_TEST(test_init_open_file) {
         ck_assert_int_eq(store_unlock(s, NULL), 0);
         unwrap_bytes(s, g, 1, k2);
         ck_assert_mem_eq(k1, k2, sizeof(k1));
-        ck_assert(!tree_contains(k1, sizeof(k1)));
+        ck_assert(!test_state_contains(k1, sizeof(k1)));
 
         ck_assert_int_eq(store_protector_list(s, &pi, &n), 0);
         ck_assert_uint_eq(n, 1);
@@ -223,23 +128,23 @@ START_TEST(test_init_open_file) {
 END_TEST
 
 START_TEST(test_passphrase) {
-        _cleanup_secret_ Secret *pw = pass("correct horse battery staple"), *bad = pass("correct horse");
+        _cleanup_secret_ Secret *pw = test_secret("correct horse battery staple"), *bad = test_secret("correct horse");
         _cleanup_store_ Store *s = NULL;
         _cleanup_store_group_ StoreGroup *g = NULL;
         _cleanup_free_ char *pf = NULL;
         uint8_t k1[CRYPT_KEY_BYTES], k2[CRYPT_KEY_BYTES];
 
-        ck_assert_int_eq(store_init(sdir, pw, &s), 0);
+        ck_assert_int_eq(store_init(TS.sdir, pw, &s), 0);
         ck_assert_int_eq(store_group_create(s, "mail", 5, CRYPT_ALG_XCHACHA20_POLY1305, NULL, &g), 0);
         unwrap_bytes(s, g, 1, k1);
         s = store_free(s);
 
         /* the Argon2 parameters are recorded, so unlocking uses what adding chose */
-        pf = read_all(ppath("passphrase", ".protector"), NULL);
+        pf = test_read_all(ppath("passphrase", ".protector"), NULL);
         ck_assert_ptr_nonnull(strstr(pf, "type=passphrase\n"));
         ck_assert_ptr_nonnull(strstr(pf, "\nopslimit=1\nmemlimit=65536\n"));
 
-        ck_assert_int_eq(store_open(sdir, &s), 0);
+        ck_assert_int_eq(store_open(TS.sdir, &s), 0);
         ck_assert_int_eq(store_unlock(s, NULL), -ENOKEY);
         ck_assert_int_eq(store_unlock(s, bad), -ENOKEY);
         ck_assert_ptr_nonnull(strstr(store_last_error(s), "wrong passphrase"));
@@ -248,18 +153,18 @@ START_TEST(test_passphrase) {
         ck_assert(store_is_unlocked(s));
         unwrap_bytes(s, g, 1, k2);
         ck_assert_mem_eq(k1, k2, sizeof(k1));
-        ck_assert(!tree_contains(pw->data, pw->size));
+        ck_assert(!test_state_contains(pw->data, pw->size));
 }
 END_TEST
 
 START_TEST(test_protectors) {
-        _cleanup_secret_ Secret *pw = pass("hunter2 but longer");
+        _cleanup_secret_ Secret *pw = test_secret("hunter2 but longer");
         _cleanup_store_ Store *s = NULL;
         _cleanup_free_ StoreProtectorInfo *pi = NULL;
         struct stat st;
         size_t n;
 
-        ck_assert_int_eq(store_init(sdir, NULL, &s), 0);
+        ck_assert_int_eq(store_init(TS.sdir, NULL, &s), 0);
         ck_assert_int_eq(store_protector_add_passphrase(s, "pw", pw), 0);
         ck_assert_int_eq(store_protector_add_file(s, "second"), 0);
         ck_assert_int_eq(store_protector_add_file(s, "second"), -EEXIST);
@@ -282,7 +187,7 @@ START_TEST(test_protectors) {
         /* the second file protector alone unlocks it */
         s = open_unlocked();
         s = store_free(s);
-        ck_assert_int_eq(store_open(sdir, &s), 0);
+        ck_assert_int_eq(store_open(TS.sdir, &s), 0);
         ck_assert_int_eq(store_protector_add_file(s, "third"), -ENOKEY);
         ck_assert_int_eq(store_protector_remove(s, "second"), 0);
         ck_assert_int_eq(store_unlock(s, NULL), -ENOKEY);
@@ -292,7 +197,7 @@ START_TEST(test_protectors) {
 
         /* a protector that cannot be read does not count as the one that remains */
         ck_assert_int_eq(store_protector_add_file(s, "spare"), 0);
-        write_all(ppath("spare", ".protector"), "junk\n", 5);
+        test_write_all(ppath("spare", ".protector"), "junk\n", 5);
         ck_assert_int_eq(store_protector_remove(s, "pw"), -EBUSY);
         ck_assert_int_eq(store_protector_remove(s, "spare"), 0);
 }
@@ -321,7 +226,7 @@ START_TEST(test_groups) {
         glass.request_timeout_usec = 3600000000ULL;
         glass.retire_needs_approval = false;
 
-        ck_assert_int_eq(store_init(sdir, NULL, &s), 0);
+        ck_assert_int_eq(store_init(TS.sdir, NULL, &s), 0);
         ck_assert_int_eq(store_group_create(s, "mail", 100, CRYPT_ALG_XCHACHA20_POLY1305, &daily, &m), 0);
         ck_assert_int_eq(store_group_create(s, "hot", 100, CRYPT_ALG_XCHACHA20_POLY1305, &too_hot, NULL), -EINVAL);
         ck_assert_int_eq(store_group_create(s, "backup", 200, CRYPT_ALG_AES256_GCM, NULL, NULL), 0);
@@ -379,7 +284,7 @@ START_TEST(test_groups) {
         ck_assert_uint_eq(m2->policy.max_grant_usec, 900000000ULL);
         ck_assert_uint_eq(m2->policy.request_timeout_usec, 3600000000ULL);
         ck_assert(!m2->policy.retire_needs_approval);
-        text = read_all(gpath("mail"), NULL);
+        text = test_read_all(gpath("mail"), NULL);
         ck_assert_ptr_nonnull(strstr(text, "\nallow-human-members=0\napproval-levels=2001 0 4294967294\n"
                                            "max-grant-usec=900000000\nrequest-timeout-usec=3600000000\n"
                                            "retire-needs-approval=0\nkek="));
@@ -428,7 +333,7 @@ START_TEST(test_groups) {
         ck_assert_uint_eq(m2->policy.n_approval_levels, 0);
         ck_assert(m2->policy.retire_needs_approval);
         free(text);
-        text = read_all(gpath("mail"), NULL);
+        text = test_read_all(gpath("mail"), NULL);
         ck_assert_ptr_nonnull(strstr(text, "\napproval-levels=\nmax-grant-usec="));
 
         ck_assert_int_eq(store_group_load(s, "nope", &b), -ENOENT);
@@ -439,7 +344,7 @@ START_TEST(test_groups) {
 END_TEST
 
 START_TEST(test_rollover) {
-        _cleanup_store_ Store *s = init_with_group("mail");
+        _cleanup_store_ Store *s = test_state_init_with_group("mail");
         _cleanup_store_group_ StoreGroup *g = NULL;
         uint8_t keys[7][CRYPT_KEY_BYTES], again[CRYPT_KEY_BYTES];
         uint32_t n;
@@ -511,12 +416,12 @@ START_TEST(test_rollover) {
 END_TEST
 
 START_TEST(test_retire) {
-        _cleanup_store_ Store *s = init_with_group("mail");
+        _cleanup_store_ Store *s = test_state_init_with_group("mail");
         _cleanup_store_group_ StoreGroup *g = NULL;
         _cleanup_free_ char *data = NULL, *after = NULL;
         uint8_t key2[CRYPT_KEY_BYTES], wrapped2[CRYPT_WRAPPED_KEY_BYTES], k[CRYPT_KEY_BYTES];
         char hex2[2 * CRYPT_WRAPPED_KEY_BYTES + 1];
-        const char *stale = spath("groups/.#mail.group.99999.tmp");
+        const char *stale = test_state_path("groups/.#mail.group.99999.tmp");
         size_t size;
         struct stat st;
 
@@ -526,11 +431,11 @@ START_TEST(test_retire) {
         unwrap_bytes(s, g, 2, key2);
         memcpy(wrapped2, store_group_find_generation(g, 2)->wrapped_key, sizeof(wrapped2));
         to_hex(wrapped2, sizeof(wrapped2), hex2);
-        ck_assert(tree_contains(hex2, strlen(hex2))); /* the probe finds what is there */
+        ck_assert(test_state_contains(hex2, strlen(hex2))); /* the probe finds what is there */
 
         /* a temp file a killed writer left behind, holding the same wrapped key */
-        data = read_all(gpath("mail"), &size);
-        write_all(stale, data, size);
+        data = test_read_all(gpath("mail"), &size);
+        test_write_all(stale, data, size);
 
         ck_assert_int_eq(store_generation_retire(s, "mail", 3), -EBUSY);
         ck_assert_int_eq(store_generation_retire(s, "mail", 2), 0);
@@ -552,10 +457,10 @@ START_TEST(test_retire) {
         unwrap_bytes(s, g, 3, k);
 
         ck_assert_int_ne(stat(stale, &st), 0);
-        ck_assert(!tree_contains(hex2, strlen(hex2)));
-        ck_assert(!tree_contains(wrapped2, sizeof(wrapped2)));
-        ck_assert(!tree_contains(key2, sizeof(key2)));
-        after = read_all(gpath("mail"), NULL);
+        ck_assert(!test_state_contains(hex2, strlen(hex2)));
+        ck_assert(!test_state_contains(wrapped2, sizeof(wrapped2)));
+        ck_assert(!test_state_contains(key2, sizeof(key2)));
+        after = test_read_all(gpath("mail"), NULL);
         ck_assert_ptr_nonnull(strstr(after, "generation=2 state=retired"));
         ck_assert_ptr_nonnull(strstr(after, " key=-\n"));
 }
@@ -573,22 +478,22 @@ static int check_mode(const char *path, const struct stat *st, int flag, struct 
 }
 
 START_TEST(test_modes) {
-        _cleanup_secret_ Secret *pw = pass("modes");
+        _cleanup_secret_ Secret *pw = test_secret("modes");
         _cleanup_store_ Store *s = NULL;
 
         umask(0); /* the store must not rely on the caller's umask */
-        s = init_with_group("mail");
+        s = test_state_init_with_group("mail");
         ck_assert_int_eq(store_protector_add_passphrase(s, "pw", pw), 0);
         ck_assert_int_eq(store_protector_add_file(s, "spare"), 0);
         ck_assert_int_eq(store_rollover(s, "mail", NULL), 0);
         bad_modes = 0;
-        ck_assert_int_eq(nftw(sdir, check_mode, 16, FTW_PHYS), 0);
+        ck_assert_int_eq(nftw(TS.sdir, check_mode, 16, FTW_PHYS), 0);
         ck_assert_int_eq(bad_modes, 0);
 }
 END_TEST
 
 START_TEST(test_symlinks_and_permissions) {
-        _cleanup_store_ Store *s = init_with_group("mail");
+        _cleanup_store_ Store *s = test_state_init_with_group("mail");
         _cleanup_store_group_ StoreGroup *g = NULL;
         _cleanup_strv_free_ char **names = NULL;
         char link[160], real[160];
@@ -596,8 +501,8 @@ START_TEST(test_symlinks_and_permissions) {
         ck_assert_int_eq(store_group_create(s, "other", 1000, CRYPT_ALG_XCHACHA20_POLY1305, NULL, NULL), 0);
         s = store_free(s);
 
-        snprintf(link, sizeof(link), "%s/link", base);
-        ck_assert_int_eq(symlink(sdir, link), 0);
+        snprintf(link, sizeof(link), "%s/link", TS.base);
+        ck_assert_int_eq(symlink(TS.sdir, link), 0);
         ck_assert_int_eq(store_open(link, &s), -ELOOP);
         ck_assert_ptr_nonnull(strstr(store_last_error(NULL), "symlink"));
         strcat(link, "/");
@@ -605,7 +510,7 @@ START_TEST(test_symlinks_and_permissions) {
         ck_assert_int_eq(store_init(link, NULL, &s), -ELOOP);
 
         /* a group file replaced by a symlink is refused; the others are unaffected */
-        snprintf(real, sizeof(real), "%s/other.group", base);
+        snprintf(real, sizeof(real), "%s/other.group", TS.base);
         ck_assert_int_eq(rename(gpath("other"), real), 0);
         ck_assert_int_eq(symlink(real, gpath("other")), 0);
         s = open_unlocked();
@@ -618,60 +523,60 @@ START_TEST(test_symlinks_and_permissions) {
         ck_assert_str_eq(names[1], "other");
         s = store_free(s);
 
-        ck_assert_int_eq(chmod(sdir, 0755), 0);
-        ck_assert_int_eq(store_open(sdir, &s), -EPERM);
+        ck_assert_int_eq(chmod(TS.sdir, 0755), 0);
+        ck_assert_int_eq(store_open(TS.sdir, &s), -EPERM);
         ck_assert_ptr_nonnull(strstr(store_last_error(NULL), "0755"));
-        ck_assert_int_eq(chmod(sdir, 0700), 0);
-        ck_assert_int_eq(chmod(spath("groups"), 0750), 0);
-        ck_assert_int_eq(store_open(sdir, &s), -EPERM);
+        ck_assert_int_eq(chmod(TS.sdir, 0700), 0);
+        ck_assert_int_eq(chmod(test_state_path("groups"), 0750), 0);
+        ck_assert_int_eq(store_open(TS.sdir, &s), -EPERM);
         ck_assert_ptr_nonnull(strstr(store_last_error(NULL), "groups"));
-        ck_assert_int_eq(chmod(spath("groups"), 0700), 0);
+        ck_assert_int_eq(chmod(test_state_path("groups"), 0700), 0);
         if (geteuid() == 0) {
-                ck_assert_int_eq(chown(sdir, 65534, (gid_t) -1), 0);
-                ck_assert_int_eq(store_open(sdir, &s), -EPERM);
+                ck_assert_int_eq(chown(TS.sdir, 65534, (gid_t) -1), 0);
+                ck_assert_int_eq(store_open(TS.sdir, &s), -EPERM);
                 ck_assert_ptr_nonnull(strstr(store_last_error(NULL), "owned by uid 65534"));
-                ck_assert_int_eq(chown(sdir, 0, (gid_t) -1), 0);
+                ck_assert_int_eq(chown(TS.sdir, 0, (gid_t) -1), 0);
         }
         s = open_unlocked();
 }
 END_TEST
 
 START_TEST(test_format_version) {
-        _cleanup_store_ Store *s = init_with_group("mail");
+        _cleanup_store_ Store *s = test_state_init_with_group("mail");
         _cleanup_store_group_ StoreGroup *g = NULL;
         _cleanup_free_ char *orig = NULL, *newer = NULL, *gbody = NULL, *gnewer = NULL;
         size_t size;
 
         s = store_free(s);
-        orig = read_all(spath("format"), &size);
+        orig = test_read_all(test_state_path("format"), &size);
         ck_assert_int_eq(strncmp(orig, "dkm-store 1\n", 12), 0);
 
         newer = replace_once(orig, "dkm-store 1\n", "dkm-store 2\n");
-        write_all(spath("format"), newer, strlen(newer));
-        ck_assert_int_eq(store_open(sdir, &s), -EPROTONOSUPPORT);
+        test_write_all(test_state_path("format"), newer, strlen(newer));
+        ck_assert_int_eq(store_open(TS.sdir, &s), -EPROTONOSUPPORT);
         ck_assert_ptr_nonnull(strstr(store_last_error(NULL), "newer dkm"));
-        write_all(spath("format"), "dkm-store 7\nwhatever a future version writes\n", 45);
-        ck_assert_int_eq(store_open(sdir, &s), -EPROTONOSUPPORT);
-        write_all(spath("format"), "dkm-store one\n", 14);
-        ck_assert_int_eq(store_open(sdir, &s), -EBADMSG);
-        write_all(spath("format"), "garbage", 7);
-        ck_assert_int_eq(store_open(sdir, &s), -EBADMSG);
-        write_all(spath("format"), orig, size - 2); /* checksum cut */
-        ck_assert_int_eq(store_open(sdir, &s), -EBADMSG);
-        write_all(spath("format"), orig, size);
+        test_write_all(test_state_path("format"), "dkm-store 7\nwhatever a future version writes\n", 45);
+        ck_assert_int_eq(store_open(TS.sdir, &s), -EPROTONOSUPPORT);
+        test_write_all(test_state_path("format"), "dkm-store one\n", 14);
+        ck_assert_int_eq(store_open(TS.sdir, &s), -EBADMSG);
+        test_write_all(test_state_path("format"), "garbage", 7);
+        ck_assert_int_eq(store_open(TS.sdir, &s), -EBADMSG);
+        test_write_all(test_state_path("format"), orig, size - 2); /* checksum cut */
+        ck_assert_int_eq(store_open(TS.sdir, &s), -EBADMSG);
+        test_write_all(test_state_path("format"), orig, size);
         s = open_unlocked();
 
         /* a group file from a newer dkm, well-formed for its version */
         gbody = read_body(gpath("mail"));
         gnewer = replace_once(gbody, "format=1\n", "format=2\n");
-        write_with_checksum(gpath("mail"), gnewer);
+        test_write_with_checksum(gpath("mail"), gnewer);
         ck_assert_int_eq(store_group_load(s, "mail", &g), -EPROTONOSUPPORT);
         ck_assert_ptr_nonnull(strstr(store_last_error(s), "newer dkm"));
         ck_assert_int_eq(store_rollover(s, "mail", NULL), -EPROTONOSUPPORT);
 
-        ck_assert_int_eq(unlink(spath("format")), 0);
+        ck_assert_int_eq(unlink(test_state_path("format")), 0);
         s = store_free(s);
-        ck_assert_int_eq(store_open(sdir, &s), -ENOENT);
+        ck_assert_int_eq(store_open(TS.sdir, &s), -ENOENT);
 }
 END_TEST
 
@@ -688,7 +593,7 @@ static void expect_bad(Store *s, const char *name, const char *what) {
 }
 
 START_TEST(test_corruption) {
-        _cleanup_store_ Store *s = init_with_group("a");
+        _cleanup_store_ Store *s = test_state_init_with_group("a");
         _cleanup_free_ char *orig = NULL, *body = NULL;
         _cleanup_strv_free_ char **names = NULL;
         const char *ga = gpath("a");
@@ -705,7 +610,7 @@ START_TEST(test_corruption) {
                 p.n_approval_levels = 2;
                 ck_assert_int_eq(store_group_set_policy(s, "a", &p), 0);
         }
-        orig = read_all(ga, &size);
+        orig = test_read_all(ga, &size);
         body = body_of(orig);
 
         /* The loops patch the file in place (1-byte writes, shrinking truncates): rewriting it
@@ -733,27 +638,27 @@ START_TEST(test_corruption) {
         ck_assert_str_eq(names[1], "b");
 
         /* a mutation of a corrupted group refuses and leaves the file as it found it */
-        write_all(ga, orig, size / 2);
+        test_write_all(ga, orig, size / 2);
         ck_assert_int_eq(store_rollover(s, "a", NULL), -EBADMSG);
         ck_assert_int_eq(store_generation_retire(s, "a", 1), -EBADMSG);
         {
                 size_t n;
-                _cleanup_free_ char *now = read_all(ga, &n);
+                _cleanup_free_ char *now = test_read_all(ga, &n);
                 ck_assert_uint_eq(n, size / 2);
                 ck_assert_mem_eq(now, orig, n);
         }
 
         /* semantic errors behind a valid checksum */
-        write_all(ga, orig, size - 1);
+        test_write_all(ga, orig, size - 1);
         expect_bad(s, "a", "truncated");
         orig[10] ^= 1;
-        write_all(ga, orig, size);
+        test_write_all(ga, orig, size);
         orig[10] ^= 1;
         expect_bad(s, "a", "checksum mismatch");
 #define BAD(from, to, what)                                              \
         do {                                                             \
                 _cleanup_free_ char *t = replace_once(body, from, to);   \
-                write_with_checksum(ga, t);                              \
+                test_write_with_checksum(ga, t);                              \
                 expect_bad(s, "a", what);                                \
         } while (0)
         BAD("gid=1000\n", "gid=1000\ngid=1000\n", "line 5: duplicate key 'gid'");
@@ -785,7 +690,7 @@ START_TEST(test_corruption) {
                 /* every generation line removed */
                 char *gen = strstr(body, "generation=");
                 _cleanup_free_ char *t = strndup(body, (size_t) (gen - body));
-                write_with_checksum(ga, t);
+                test_write_with_checksum(ga, t);
                 expect_bad(s, "a", "no generations");
         }
         {
@@ -794,19 +699,19 @@ START_TEST(test_corruption) {
                 memset(longp, 'x', 69999);
                 longp[69999] = 0;
                 t = replace_once(body, "approval-levels=", longp);
-                write_with_checksum(ga, t);
+                test_write_with_checksum(ga, t);
                 expect_bad(s, "a", "longer than");
                 ck_assert_int_eq(truncate(ga, (off_t) 17 << 20), 0);
                 expect_bad(s, "a", "larger than 16 MiB");
         }
-        write_all(ga, orig, size);
+        test_write_all(ga, orig, size);
         store_group_free(load(s, "a"));
 }
 END_TEST
 
 /* The parser accepts exactly what the formatter writes and gives it back byte for byte. */
 START_TEST(test_group_file_roundtrip) {
-        _cleanup_store_ Store *s = init_with_group("mail");
+        _cleanup_store_ Store *s = test_state_init_with_group("mail");
         _cleanup_store_group_ StoreGroup *g = NULL, *g2 = NULL;
         _cleanup_free_ char *orig = NULL, *out = NULL;
         size_t size, out_size;
@@ -825,7 +730,7 @@ START_TEST(test_group_file_roundtrip) {
                 p.retire_needs_approval = false;
                 ck_assert_int_eq(store_group_set_policy(s, "mail", &p), 0);
         }
-        orig = read_all(gpath("mail"), &size);
+        orig = test_read_all(gpath("mail"), &size);
         ck_assert_int_eq(group_file_parse(orig, size, "mail", &g, &e), 0);
         ck_assert_int_eq(group_file_format(g, &out, &out_size), 0);
         ck_assert_uint_eq(out_size, size);
@@ -843,7 +748,7 @@ END_TEST
 /* Wrapped keys are bound to their place: a blob moved elsewhere loads (checksum fixed up) but
  * fails to unwrap. */
 START_TEST(test_binding) {
-        _cleanup_store_ Store *s = init_with_group("a");
+        _cleanup_store_ Store *s = test_state_init_with_group("a");
         _cleanup_store_group_ StoreGroup *g = NULL;
         _cleanup_free_ char *body = NULL, *t1 = NULL, *t2 = NULL, *t3 = NULL, *bbody = NULL;
         char h1[2 * CRYPT_WRAPPED_KEY_BYTES + 1], h2[2 * CRYPT_WRAPPED_KEY_BYTES + 1], hb[2 * CRYPT_WRAPPED_KEY_BYTES + 1];
@@ -861,7 +766,7 @@ START_TEST(test_binding) {
 
         body = read_body(gpath("a"));
         t1 = replace_once(body, h2, h1); /* generation 1's key placed as generation 2's */
-        write_with_checksum(gpath("a"), t1);
+        test_write_with_checksum(gpath("a"), t1);
         g = load(s, "a");
         ck_assert_int_eq(store_generation_unwrap(s, g, 2, &k), -EBADMSG);
         ck_assert_ptr_nonnull(strstr(store_last_error(s), "fails to authenticate"));
@@ -869,7 +774,7 @@ START_TEST(test_binding) {
 
         bbody = read_body(gpath("b"));
         t2 = replace_once(bbody, "name=b\n", "name=a\n"); /* all of b, under a's name: b's id */
-        write_with_checksum(gpath("a"), t2);
+        test_write_with_checksum(gpath("a"), t2);
         g = load(s, "a");
         ck_assert_int_eq(store_generation_unwrap(s, g, 1, &k), 0); /* consistent copy: fine */
         k = secret_free(k);
@@ -877,13 +782,13 @@ START_TEST(test_binding) {
         {
                 char ha[2 * CRYPT_WRAPPED_KEY_BYTES + 1];
                 StoreGroup *ga = NULL;
-                write_with_checksum(gpath("a"), body);
+                test_write_with_checksum(gpath("a"), body);
                 ga = load(s, "a");
                 to_hex(ga->wrapped_kek, CRYPT_WRAPPED_KEY_BYTES, ha);
                 store_group_free(ga);
                 t3 = replace_once(body, ha, hb); /* b's KEK in a */
         }
-        write_with_checksum(gpath("a"), t3);
+        test_write_with_checksum(gpath("a"), t3);
         g = load(s, "a");
         ck_assert_int_eq(store_generation_unwrap(s, g, 1, &k), -EBADMSG);
         ck_assert_ptr_nonnull(strstr(store_last_error(s), "key-encryption key"));
@@ -896,7 +801,7 @@ END_TEST
 static void writer_child(int fd, const char *group, int rollovers) {
         Store *s = NULL;
 
-        if (store_open(sdir, &s) < 0 || store_unlock(s, NULL) < 0)
+        if (store_open(TS.sdir, &s) < 0 || store_unlock(s, NULL) < 0)
                 _exit(2);
         for (int i = 0; i < rollovers; i++) {
                 uint32_t n;
@@ -917,7 +822,7 @@ static int cmp_u32(const void *a, const void *b) {
 }
 
 START_TEST(test_concurrent_writers) {
-        _cleanup_store_ Store *s = init_with_group("g");
+        _cleanup_store_ Store *s = test_state_init_with_group("g");
         _cleanup_store_group_ StoreGroup *g = NULL;
         uint32_t got[N_WRITERS * ROLLOVERS_PER_WRITER];
         size_t n_got = 0, reads = 0;
@@ -991,7 +896,7 @@ typedef struct Seen {
 static void crash_child(int fd, int rollovers) {
         Store *s = NULL;
 
-        if (store_open(sdir, &s) < 0 || store_unlock(s, NULL) < 0)
+        if (store_open(TS.sdir, &s) < 0 || store_unlock(s, NULL) < 0)
                 _exit(2);
         for (int i = 0; i < rollovers; i++) {
                 if (store_rollover(s, "g", NULL) < 0)
@@ -1063,7 +968,7 @@ static void crash_verify(Seen *seen, uint32_t *max_active) {
 
 START_TEST(test_crash_consistency) {
         _cleanup_free_ Seen *seen = calloc(CRASH_MAX_GEN, sizeof(Seen));
-        _cleanup_store_ Store *s = init_with_group("g");
+        _cleanup_store_ Store *s = test_state_init_with_group("g");
         unsigned done = 0, kills = 0, runs = 0, retired = 0;
         uint32_t max_active = 1;
         struct timespec t0, t1;
@@ -1114,9 +1019,9 @@ START_TEST(test_crash_consistency) {
                 if (!seen[n].retired || !seen[n].wrapped_hex[0])
                         continue;
                 retired++;
-                ck_assert_msg(!tree_contains(seen[n].wrapped_hex, strlen(seen[n].wrapped_hex)),
+                ck_assert_msg(!test_state_contains(seen[n].wrapped_hex, strlen(seen[n].wrapped_hex)),
                               "generation %u: wrapped key left behind", n);
-                ck_assert_msg(!tree_contains(seen[n].key, sizeof(seen[n].key)), "generation %u: key on disk", n);
+                ck_assert_msg(!test_state_contains(seen[n].key, sizeof(seen[n].key)), "generation %u: key on disk", n);
         }
         fprintf(stderr, ", %u generations retired and checked gone\n", retired);
         ck_assert_uint_gt(retired, 100);
@@ -1130,7 +1035,7 @@ static Suite *store_suite(void) {
         /* explicit, so a run outside meson (CK_DEFAULT_TIMEOUT unset: 4 s) behaves the same */
         tcase_set_timeout(tc, 120);
         tcase_set_timeout(tf, 120);
-        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_checked_fixture(tc, test_state_setup, test_state_teardown);
         tcase_add_test(tc, test_init_open_file);
         tcase_add_test(tc, test_passphrase);
         tcase_add_test(tc, test_protectors);
@@ -1139,7 +1044,7 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_retire);
         suite_add_tcase(s, tc);
 
-        tcase_add_checked_fixture(tf, setup, teardown);
+        tcase_add_checked_fixture(tf, test_state_setup, test_state_teardown);
         tcase_add_test(tf, test_modes);
         tcase_add_test(tf, test_symlinks_and_permissions);
         tcase_add_test(tf, test_format_version);
@@ -1148,7 +1053,7 @@ static Suite *store_suite(void) {
         tcase_add_test(tf, test_group_file_roundtrip);
         suite_add_tcase(s, tf);
 
-        tcase_add_checked_fixture(tx, setup, teardown);
+        tcase_add_checked_fixture(tx, test_state_setup, test_state_teardown);
         tcase_set_timeout(tx, 300);
         tcase_add_test(tx, test_concurrent_writers);
         tcase_add_test(tx, test_crash_consistency);
@@ -1157,16 +1062,9 @@ static Suite *store_suite(void) {
 }
 
 int main(void) {
-        int r;
-
         /* Argon2id at its cheapest: the protectors' logic is under test here, not their cost. */
         setenv("DKM_TEST_PWHASH_FAST", "1", 1);
         if (crypt_init() < 0)
                 return EXIT_FAILURE;
-        snprintf(top, sizeof(top), "/tmp/dkm-test-store.XXXXXX");
-        if (!mkdtemp(top))
-                return EXIT_FAILURE;
-        r = test_run_suite(store_suite());
-        (void) nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-        return r;
+        return test_state_run("store", store_suite());
 }

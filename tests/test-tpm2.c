@@ -25,137 +25,17 @@
 #include "protector.h"
 #include "store.h"
 #include "test-helpers.h"
-
-static char top[64], base[96], sdir[128], tcti[64];
-static pid_t swtpm_pid = -1;
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        (void) (flag == FTW_DP ? rmdir(path) : unlink(path));
-        return 0;
-}
-
-/* A port P with P+1 also free on 127.0.0.1: the kernel picks P, we check P+1. Another process may
- * take either before swtpm binds them; swtpm then exits and the caller tries again. */
-static int free_port_pair(void) {
-        for (int attempt = 0; attempt < 50; attempt++) {
-                struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-                socklen_t l = sizeof(a);
-                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), fd2, port, ok;
-
-                ck_assert_int_ge(fd, 0);
-                ck_assert_int_eq(bind(fd, (struct sockaddr *) &a, sizeof(a)), 0);
-                ck_assert_int_eq(getsockname(fd, (struct sockaddr *) &a, &l), 0);
-                port = ntohs(a.sin_port);
-                fd2 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                ck_assert_int_ge(fd2, 0);
-                a.sin_port = htons((uint16_t) (port + 1));
-                ok = port < 65535 && bind(fd2, (struct sockaddr *) &a, sizeof(a)) == 0;
-                close(fd2);
-                close(fd);
-                if (ok)
-                        return port;
-        }
-        ck_abort_msg("no free loopback port pair");
-        return -1;
-}
-
-static int port_accepts(int port) {
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
-
-        ck_assert_int_ge(fd, 0);
-        r = connect(fd, (struct sockaddr *) &a, sizeof(a));
-        close(fd);
-        return r == 0;
-}
-
-/* A fresh TPM (new state dir: a new storage seed) on a free port; DKM_TPM2_TCTI points at it. */
-static void swtpm_start(const char *name) {
-        char state[160], server[64], ctrl[64], logf[192];
-
-        snprintf(state, sizeof(state), "%s/%s", base, name);
-        ck_assert_int_eq(mkdir(state, 0700), 0);
-        snprintf(logf, sizeof(logf), "%s/%s.log", base, name);
-        for (int attempt = 0; attempt < 5; attempt++) {
-                int port = free_port_pair(), status;
-
-                snprintf(server, sizeof(server), "type=tcp,port=%d,bindaddr=127.0.0.1", port);
-                snprintf(ctrl, sizeof(ctrl), "type=tcp,port=%d,bindaddr=127.0.0.1", port + 1);
-                swtpm_pid = fork();
-                ck_assert_int_ge(swtpm_pid, 0);
-                if (swtpm_pid == 0) {
-                        char sd[192];
-                        int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-
-                        /* A failed ck_assert ends this test's process without its teardown: the
-                         * TPM goes with it. */
-                        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-                        if (fd >= 0) {
-                                (void) dup2(fd, STDOUT_FILENO);
-                                (void) dup2(fd, STDERR_FILENO);
-                        }
-                        snprintf(sd, sizeof(sd), "dir=%s", state);
-                        execlp("swtpm", "swtpm", "socket", "--tpm2", "--server", server, "--ctrl", ctrl, "--tpmstate",
-                               sd, "--flags", "not-need-init,startup-clear", (char *) NULL);
-                        _exit(127);
-                }
-                for (int i = 0; i < 500; i++) {
-                        if (waitpid(swtpm_pid, &status, WNOHANG) == swtpm_pid) {
-                                swtpm_pid = -1;
-                                break;
-                        }
-                        if (port_accepts(port)) {
-                                snprintf(tcti, sizeof(tcti), "swtpm:host=127.0.0.1,port=%d", port);
-                                setenv("DKM_TPM2_TCTI", tcti, 1);
-                                return;
-                        }
-                        usleep(10 * 1000);
-                }
-                if (swtpm_pid > 0) {
-                        (void) kill(swtpm_pid, SIGKILL);
-                        (void) waitpid(swtpm_pid, NULL, 0);
-                        swtpm_pid = -1;
-                }
-        }
-        ck_abort_msg("swtpm did not start (see %s)", logf);
-}
-
-static void swtpm_stop(void) {
-        if (swtpm_pid <= 0)
-                return;
-        ck_assert_int_eq(kill(swtpm_pid, SIGTERM), 0);
-        ck_assert_int_eq(waitpid(swtpm_pid, NULL, 0), swtpm_pid);
-        swtpm_pid = -1;
-}
+#include "test-state.h"
+#include "test-swtpm.h"
 
 static void setup(void) {
-        snprintf(base, sizeof(base), "%s/t.XXXXXX", top);
-        ck_assert_ptr_nonnull(mkdtemp(base));
-        snprintf(sdir, sizeof(sdir), "%s/state", base);
-        swtpm_start("tpm");
+        test_state_setup();
+        test_swtpm_start(TS.base, "tpm");
 }
 
 static void teardown(void) {
-        swtpm_stop();
-        (void) nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* The test's own connection to the TPM, as its owner would use tpm2-tools. Closed right after
- * use: swtpm serves one connection at a time. */
-typedef struct TestTpm {
-        TSS2_TCTI_CONTEXT *tcti;
-        ESYS_CONTEXT *esys;
-} TestTpm;
-
-static void test_tpm_open(TestTpm *t) {
-        ck_assert_int_eq(Tss2_TctiLdr_Initialize(tcti, &t->tcti), TSS2_RC_SUCCESS);
-        ck_assert_int_eq(Esys_Initialize(&t->esys, t->tcti, NULL), TSS2_RC_SUCCESS);
-}
-
-static void test_tpm_close(TestTpm *t) {
-        Esys_Finalize(&t->esys);
-        Tss2_TctiLdr_Finalize(&t->tcti);
+        test_swtpm_stop();
+        test_state_teardown();
 }
 
 /* Objects and sessions left loaded: with no resource manager they stay until the TPM restarts. */
@@ -181,36 +61,6 @@ static unsigned loaded_handles(void) {
         return n;
 }
 
-static void pcr_extend(ESYS_TR pcr) {
-        TPML_DIGEST_VALUES d = { .count = 1, .digests[0] = { .hashAlg = TPM2_ALG_SHA256 } };
-        TestTpm t;
-
-        memset(d.digests[0].digest.sha256, 0x5a, sizeof(d.digests[0].digest.sha256));
-        test_tpm_open(&t);
-        ck_assert_int_eq(Esys_PCR_Extend(t.esys, pcr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &d),
-                         TSS2_RC_SUCCESS);
-        test_tpm_close(&t);
-}
-
-static void remove_key_file(void) {
-        char p[256];
-        snprintf(p, sizeof(p), "%s/protectors/local.key", sdir);
-        ck_assert_int_eq(unlink(p), 0);
-}
-
-static int has_protector_of_type(Store *s, const char *name, const char *type) {
-        StoreProtectorInfo *l = NULL;
-        size_t n = 0;
-        int found = 0;
-
-        ck_assert_int_eq(store_protector_list(s, &l, &n), 0);
-        for (size_t i = 0; i < n; i++)
-                if (strcmp(l[i].name, name) == 0 && strcmp(l[i].type, type) == 0)
-                        found = 1;
-        free(l);
-        return found;
-}
-
 /* A store with a file protector "local", a group, and a tpm2 protector "tpm" on the PCRs given;
  * returns the group's generation 1 key for comparison. */
 static Secret *make_store(const uint32_t *pcrs, size_t n_pcrs) {
@@ -219,27 +69,15 @@ static Secret *make_store(const uint32_t *pcrs, size_t n_pcrs) {
         Secret *k = NULL;
         int r;
 
-        ck_assert_int_eq(store_init(sdir, NULL, &s), 0);
+        ck_assert_int_eq(store_init(TS.sdir, NULL, &s), 0);
         ck_assert_int_eq(store_group_create(s, "mail", 1000, CRYPT_ALG_XCHACHA20_POLY1305, NULL, &g), 0);
         ck_assert_int_eq(store_generation_unwrap(s, g, 1, &k), 0);
         r = store_protector_add_tpm2(s, "tpm", pcrs, n_pcrs);
         ck_assert_msg(r == 0, "add-tpm2: %d %s", r, store_last_error(s));
-        ck_assert(has_protector_of_type(s, "tpm", "tpm2"));
+        ck_assert(test_store_has_protector(s, "tpm", "tpm2"));
         store_group_free(g);
         store_free(s);
         return k;
-}
-
-/* Opens the store and unlocks it with the current environment; the store_last_error() copy in why. */
-static int open_unlock(Store **ret, char *why, size_t size) {
-        Store *s = NULL;
-        int r;
-
-        ck_assert_int_eq(store_open(sdir, &s), 0);
-        r = store_unlock(s, NULL);
-        snprintf(why, size, "%s", r < 0 && store_last_error(s) ? store_last_error(s) : "");
-        *ret = s;
-        return r;
 }
 
 /* store_protector_check()'s verdict on protector name of a locked store, and why. */
@@ -249,7 +87,7 @@ static StoreProtectorHealth check_health(const char *name, char *detail, size_t 
         StoreProtectorHealth h = _STORE_PROTECTOR_HEALTH_MAX;
         size_t n = 0;
 
-        ck_assert_int_eq(store_open(sdir, &s), 0);
+        ck_assert_int_eq(store_open(TS.sdir, &s), 0);
         ck_assert_int_eq(store_protector_check(s, NULL, &l, &n), 0);
         for (size_t i = 0; i < n; i++)
                 if (strcmp(l[i].name, name) == 0) {
@@ -268,8 +106,8 @@ START_TEST(test_unlock_through_tpm_alone) {
         int r;
 
         ck_assert_uint_eq(loaded_handles(), 0);
-        remove_key_file();
-        r = open_unlock(&s, why, sizeof(why));
+        test_state_remove_key_file();
+        r = test_state_open_unlock(&s, why, sizeof(why));
         ck_assert_msg(r == 0, "unlock: %d %s", r, why);
         ck_assert_uint_eq(loaded_handles(), 0);
         ck_assert_int_eq(store_group_load(s, "mail", &g), 0);
@@ -288,8 +126,8 @@ START_TEST(test_pcr_mismatch) {
         char why[1024];
 
         ck_assert_uint_eq(loaded_handles(), 0);
-        remove_key_file();
-        ck_assert_msg(open_unlock(&s, why, sizeof(why)) == 0, "%s", why);
+        test_state_remove_key_file();
+        ck_assert_msg(test_state_open_unlock(&s, why, sizeof(why)) == 0, "%s", why);
         ck_assert_int_eq(store_group_load(s, "mail", &g), 0);
         ck_assert_int_eq(store_generation_unwrap(s, g, 1, &k2), 0);
         ck_assert_int_eq(secret_equal(k1, k2), 1);
@@ -297,11 +135,11 @@ START_TEST(test_pcr_mismatch) {
         ck_assert_uint_eq(loaded_handles(), 0);
 
         /* Another PCR does not matter; PCR 16 (the debug PCR) does. */
-        pcr_extend(ESYS_TR_PCR23);
-        ck_assert_msg(open_unlock(&s, why, sizeof(why)) == 0, "%s", why);
+        test_tpm_pcr_extend(ESYS_TR_PCR23);
+        ck_assert_msg(test_state_open_unlock(&s, why, sizeof(why)) == 0, "%s", why);
         store_free(s);
-        pcr_extend(ESYS_TR_PCR16);
-        ck_assert_int_eq(open_unlock(&s, why, sizeof(why)), -ENOKEY);
+        test_tpm_pcr_extend(ESYS_TR_PCR16);
+        ck_assert_int_eq(test_state_open_unlock(&s, why, sizeof(why)), -ENOKEY);
         ck_assert_msg(strstr(why, "tpm: the TPM's PCRs 16 no longer match the protector's policy (PCR mismatch)"), "%s",
                       why);
         store_free(s);
@@ -318,10 +156,10 @@ START_TEST(test_other_tpm) {
         char why[1024];
 
         secret_free(make_store(NULL, 0));
-        remove_key_file();
-        swtpm_stop();
-        swtpm_start("other-tpm");
-        ck_assert_int_eq(open_unlock(&s, why, sizeof(why)), -ENOKEY);
+        test_state_remove_key_file();
+        test_swtpm_stop();
+        test_swtpm_start(TS.base, "other-tpm");
+        ck_assert_int_eq(test_state_open_unlock(&s, why, sizeof(why)), -ENOKEY);
         ck_assert_msg(strstr(why, "tpm: the TPM cannot load the sealed key (made by another TPM, or the TPM was cleared: withdrawn)"),
                       "%s", why);
         ck_assert_int_eq(check_health("tpm", why, sizeof(why)), STORE_PROTECTOR_WITHDRAWN);
@@ -336,10 +174,10 @@ START_TEST(test_unreachable) {
         char why[1024];
 
         secret_free(make_store(NULL, 0));
-        remove_key_file();
-        swtpm_stop();
+        test_state_remove_key_file();
+        test_swtpm_stop();
         ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &a), 0);
-        ck_assert_int_eq(open_unlock(&s, why, sizeof(why)), -ENOKEY);
+        ck_assert_int_eq(test_state_open_unlock(&s, why, sizeof(why)), -ENOKEY);
         ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &b), 0);
         ck_assert_msg(strstr(why, "tpm: the TPM is unreachable (TCTI 'swtpm:host=127.0.0.1,port="), "%s", why);
         /* Refused at once: no waiting for a TPM that is not there. */
@@ -350,7 +188,7 @@ START_TEST(test_unreachable) {
 
         /* A TCTI that names no device: also unreachable. */
         setenv("DKM_TPM2_TCTI", "device:/nonexistent/tpmrm0", 1);
-        ck_assert_int_eq(open_unlock(&s, why, sizeof(why)), -ENOKEY);
+        ck_assert_int_eq(test_state_open_unlock(&s, why, sizeof(why)), -ENOKEY);
         ck_assert_msg(strstr(why, "tpm: the TPM is unreachable (TCTI 'device:/nonexistent/tpmrm0'"), "%s", why);
         store_free(s);
 }
@@ -360,7 +198,7 @@ START_TEST(test_add_refusals) {
         _cleanup_store_ Store *s = NULL;
         uint32_t many[25];
 
-        ck_assert_int_eq(store_init(sdir, NULL, &s), 0);
+        ck_assert_int_eq(store_init(TS.sdir, NULL, &s), 0);
         ck_assert_int_eq(store_protector_add_tpm2(s, "tpm", (const uint32_t[]) { 24 }, 1), -EINVAL);
         ck_assert_msg(strstr(store_last_error(s), "PCR 24 does not exist"), "%s", store_last_error(s));
         ck_assert_int_eq(store_protector_add_tpm2(s, "tpm", (const uint32_t[]) { 7, 11, 7 }, 3), -EINVAL);
@@ -369,14 +207,14 @@ START_TEST(test_add_refusals) {
                 many[i] = (uint32_t) i % 24;
         ck_assert_int_eq(store_protector_add_tpm2(s, "tpm", many, ELEMENTSOF(many)), -EINVAL);
         ck_assert_int_eq(store_protector_add_tpm2(s, "tpm", NULL, 1), -EINVAL);
-        ck_assert(!has_protector_of_type(s, "tpm", "tpm2"));
+        ck_assert(!test_store_has_protector(s, "tpm", "tpm2"));
 
         /* No TPM: -EHOSTDOWN, no protector file. */
-        swtpm_stop();
+        test_swtpm_stop();
         ck_assert_int_eq(store_protector_add_tpm2(s, "tpm", NULL, 0), -EHOSTDOWN);
         ck_assert_msg(strstr(store_last_error(s), "the TPM is unreachable"), "%s", store_last_error(s));
-        ck_assert(!has_protector_of_type(s, "tpm", "tpm2"));
-        swtpm_start("tpm2");
+        ck_assert(!test_store_has_protector(s, "tpm", "tpm2"));
+        test_swtpm_start(TS.base, "tpm2");
         /* Every sha256 PCR at once is a valid (if brittle) policy. */
         for (size_t i = 0; i < 24; i++)
                 many[i] = (uint32_t) (23 - i);
@@ -384,37 +222,6 @@ START_TEST(test_add_refusals) {
         ck_assert_uint_eq(loaded_handles(), 0);
 }
 END_TEST
-
-/* Contains needle (raw, or as lowercase hex) anywhere under the state dir? */
-static Secret *scan_needle;
-static int scan_found;
-
-static int scan_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        char hex[2 * CRYPT_KEY_BYTES + 1], buf[65536];
-        ssize_t n;
-        int fd;
-
-        if (flag != FTW_F)
-                return 0;
-        for (size_t i = 0; i < scan_needle->size; i++)
-                snprintf(hex + 2 * i, 3, "%02x", scan_needle->data[i]);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        ck_assert_int_ge(fd, 0);
-        n = read(fd, buf, sizeof(buf));
-        close(fd);
-        ck_assert_int_ge(n, 0);
-        if (memmem(buf, (size_t) n, scan_needle->data, scan_needle->size) ||
-            memmem(buf, (size_t) n, hex, 2 * scan_needle->size))
-                scan_found = 1;
-        return 0;
-}
-
-static int state_dir_contains(Secret *needle) {
-        scan_needle = needle;
-        scan_found = 0;
-        ck_assert_int_eq(nftw(sdir, scan_one, 16, FTW_PHYS), 0);
-        return scan_found;
-}
 
 /* The owner of the TPM unseals the protector key with tpm2-tss alone (the TCG SRK template, the
  * blobs from the file): P and the root key it unwraps are nowhere in the state dir, and the
@@ -455,7 +262,7 @@ START_TEST(test_file_holds_no_key) {
         long size;
 
         secret_free(make_store(NULL, 0));
-        snprintf(path, sizeof(path), "%s/protectors/tpm.protector", sdir);
+        snprintf(path, sizeof(path), "%s/protectors/tpm.protector", TS.sdir);
         f = fopen(path, "re");
         ck_assert_ptr_nonnull(f);
         ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
@@ -499,83 +306,46 @@ START_TEST(test_file_holds_no_key) {
         Esys_Free(out);
 
         /* P opens the root key the file protector opens. */
-        ck_assert_int_eq(store_open(sdir, &s), 0);
+        ck_assert_int_eq(store_open(TS.sdir, &s), 0);
         ck_assert_int_eq(store_unlock(s, NULL), 0);
         ck_assert_int_eq(protector_unwrap_root(s, &p, key, &root), 0);
         ck_assert_int_eq(secret_equal(root, s->root_key), 1);
-        ck_assert(!state_dir_contains(key));
-        ck_assert(!state_dir_contains(root));
+        ck_assert(!test_state_contains_or_hex(key->data, key->size));
+        ck_assert(!test_state_contains_or_hex(root->data, root->size));
 }
 END_TEST
-
-/* Runs $DKM_STORE --state-dir=sdir ARGS... with stderr captured into err; returns the exit status. */
-static int run_dkm_store(char *err, size_t size, const char *const *args) {
-        const char *exe = getenv("DKM_STORE");
-        char sd[160], ef[160];
-        const char *argv[16];
-        size_t n = 0;
-        int status;
-        pid_t pid;
-        FILE *f;
-
-        ck_assert_ptr_nonnull(exe);
-        snprintf(sd, sizeof(sd), "--state-dir=%s", sdir);
-        snprintf(ef, sizeof(ef), "%s/stderr", base);
-        argv[n++] = exe;
-        argv[n++] = sd;
-        for (; *args && n < ELEMENTSOF(argv) - 1; args++)
-                argv[n++] = *args;
-        argv[n] = NULL;
-        pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                /* Without "e": these must stay open across exec. */
-                if (!freopen(ef, "w", stderr) || !freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "r", stdin))
-                        _exit(127);
-                execv(exe, (char *const *) argv);
-                _exit(127);
-        }
-        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-        ck_assert(WIFEXITED(status));
-        f = fopen(ef, "re");
-        ck_assert_ptr_nonnull(f);
-        n = fread(err, 1, size - 1, f);
-        err[n] = 0;
-        fclose(f);
-        return WEXITSTATUS(status);
-}
 
 START_TEST(test_cli) {
         char err[4096];
 
-        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "init", NULL }), 0);
+        ck_assert_int_eq(test_state_run_store(err, sizeof(err), false, (const char *const[]) { "init", NULL }), 0);
         /* Not a list of numbers, a PCR out of range, one twice, no name: usage errors. */
-        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "protector", "add-tpm2", "tpm", "--pcrs=7,x", NULL }), 2);
+        ck_assert_int_eq(test_state_run_store(err, sizeof(err), false, (const char *const[]) { "protector", "add-tpm2", "tpm", "--pcrs=7,x", NULL }), 2);
         ck_assert_msg(strstr(err, "--pcrs=7,x: a comma-separated list of PCR numbers"), "%s", err);
-        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "protector", "add-tpm2", "tpm", "--pcrs=7,,11", NULL }), 2);
-        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "protector", "add-tpm2", "tpm", "--pcrs=24", NULL }), 2);
+        ck_assert_int_eq(test_state_run_store(err, sizeof(err), false, (const char *const[]) { "protector", "add-tpm2", "tpm", "--pcrs=7,,11", NULL }), 2);
+        ck_assert_int_eq(test_state_run_store(err, sizeof(err), false, (const char *const[]) { "protector", "add-tpm2", "tpm", "--pcrs=24", NULL }), 2);
         ck_assert_msg(strstr(err, "tpm: ") && strstr(err, "PCR 24 does not exist"), "%s", err);
-        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "protector", "add-tpm2", "tpm", "--pcrs=7,7", NULL }), 2);
+        ck_assert_int_eq(test_state_run_store(err, sizeof(err), false, (const char *const[]) { "protector", "add-tpm2", "tpm", "--pcrs=7,7", NULL }), 2);
         ck_assert_msg(strstr(err, "PCR 7 is listed twice"), "%s", err);
-        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "protector", "add-tpm2", NULL }), 2);
-        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "protector", "add", "tpm", "--type=tpm2", NULL }), 2);
+        ck_assert_int_eq(test_state_run_store(err, sizeof(err), false, (const char *const[]) { "protector", "add-tpm2", NULL }), 2);
+        ck_assert_int_eq(test_state_run_store(err, sizeof(err), false, (const char *const[]) { "protector", "add", "tpm", "--type=tpm2", NULL }), 2);
         ck_assert_msg(strstr(err, "protector add-tpm2 NAME"), "%s", err);
         ck_assert_uint_eq(loaded_handles(), 0);
         /* Without a TPM: a failure (1), not a usage error, and no protector. */
-        swtpm_stop();
-        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "protector", "add-tpm2", "tpm", NULL }), 1);
+        test_swtpm_stop();
+        ck_assert_int_eq(test_state_run_store(err, sizeof(err), false, (const char *const[]) { "protector", "add-tpm2", "tpm", NULL }), 1);
         ck_assert_msg(strstr(err, "tpm: ") && strstr(err, "the TPM is unreachable"), "%s", err);
-        swtpm_start("tpm-b");
+        test_swtpm_start(TS.base, "tpm-b");
 
-        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "protector", "add-tpm2", "tpm", "--pcrs=16,7", NULL }), 0);
+        ck_assert_int_eq(test_state_run_store(err, sizeof(err), false, (const char *const[]) { "protector", "add-tpm2", "tpm", "--pcrs=16,7", NULL }), 0);
         ck_assert_uint_eq(loaded_handles(), 0);
-        remove_key_file();
-        ck_assert_msg(run_dkm_store(err, sizeof(err), (const char *const[]) { "check", NULL }) == 0, "%s", err);
-        pcr_extend(ESYS_TR_PCR16);
-        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "check", NULL }), 4);
+        test_state_remove_key_file();
+        ck_assert_msg(test_state_run_store(err, sizeof(err), false, (const char *const[]) { "check", NULL }) == 0, "%s", err);
+        test_tpm_pcr_extend(ESYS_TR_PCR16);
+        ck_assert_int_eq(test_state_run_store(err, sizeof(err), false, (const char *const[]) { "check", NULL }), 4);
         ck_assert_msg(strstr(err, "tpm: the TPM's PCRs 7,16 no longer match the protector's policy (PCR mismatch)"), "%s", err);
-        swtpm_stop();
-        ck_assert_int_eq(run_dkm_store(err, sizeof(err), (const char *const[]) { "check", NULL }), 4);
+        test_swtpm_stop();
+        ck_assert_int_eq(test_state_run_store(err, sizeof(err), false, (const char *const[]) { "check", NULL }), 4);
         ck_assert_msg(strstr(err, "tpm: the TPM is unreachable"), "%s", err);
 }
 END_TEST
@@ -597,18 +367,11 @@ static Suite *tpm2_suite(void) {
 }
 
 int main(void) {
-        int r;
-
         if (crypt_init() < 0)
                 return EXIT_FAILURE;
-        if (system("command -v swtpm >/dev/null") != 0) {
+        if (!test_swtpm_installed()) {
                 fprintf(stderr, "swtpm is not installed; scripts/deps.sh installs it.\n");
                 return 77;
         }
-        snprintf(top, sizeof(top), "/tmp/dkm-test-tpm2.XXXXXX");
-        if (!mkdtemp(top))
-                return EXIT_FAILURE;
-        r = test_run_suite(tpm2_suite());
-        (void) nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-        return r;
+        return test_state_run("tpm2", tpm2_suite());
 }

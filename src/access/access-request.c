@@ -588,14 +588,7 @@ static int parse_value(AccessRequest *r, unsigned k, char *v, uint64_t expected_
 
         switch (k) {
         case KEY_FORMAT:
-                if (kv_parse_u64(v, UINT32_MAX, &u) < 0 || u == 0)
-                        return kverror_set(e, line, "malformed format version");
-                if (u > REQUEST_FILE_FORMAT) {
-                        (void) kverror_set(e, line, "written by a newer dkm (request file format %llu; this dkm reads %d)",
-                                           (unsigned long long) u, REQUEST_FILE_FORMAT);
-                        return -EPROTONOSUPPORT;
-                }
-                return 0;
+                return kv_parse_format(v, REQUEST_FILE_FORMAT, "request file", line, e);
         case KEY_ID:
                 if (kv_parse_u64(v, UINT64_MAX, &r->id) < 0 || r->id == 0)
                         return kverror_set(e, line, "malformed id");
@@ -702,14 +695,10 @@ static int request_parse(const char *data, size_t size, uint64_t expected_id, Ac
         KvReader rd = {};
         unsigned next = 0;
         uint64_t format = 0;
-        size_t body;
         int r;
 
         /* Checksum before anything else, as in group files: corruption is never read as content. */
-        r = kvfile_verify(data, size, &body, e);
-        if (r < 0)
-                return r;
-        r = kvreader_init(&rd, data, body);
+        r = kvreader_init_verified(&rd, data, size, e);
         if (r < 0)
                 return r;
         while ((r = kvreader_next(&rd, e)) > 0) {

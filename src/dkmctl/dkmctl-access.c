@@ -14,10 +14,6 @@
 /* Justifications are at most 512 bytes; a table shows the start, --json and show the whole. */
 #define JUSTIFICATION_COLUMNS 40U
 
-static int fail_oom(void) {
-        return fail_local(EXIT_FAILURE, "out of memory.");
-}
-
 int parse_request_id(const char *s, uint64_t *ret) {
         /* 0 and ids dkmd does not have are dkmd's to refuse (NoSuchRequest). */
         if (parse_uint64(s, UINT64_MAX, ret) < 0)

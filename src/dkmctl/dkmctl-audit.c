@@ -16,10 +16,6 @@
 
 #define USEC_PER_SEC UINT64_C(1000000)
 
-static int fail_oom(void) {
-        return fail_local(EXIT_FAILURE, "out of memory.");
-}
-
 /* Exactly n digits at s, as a number. */
 static int parse_digits(const char *s, size_t n, int *ret) {
         int v = 0;

@@ -13,10 +13,6 @@
 /* Justifications are at most 512 bytes; a table shows the start, --json and access show the whole. */
 #define JUSTIFICATION_COLUMNS 40U
 
-static int fail_oom(void) {
-        return fail_local(EXIT_FAILURE, "out of memory.");
-}
-
 static size_t strv_length(char **l) {
         size_t n = 0;
 
@@ -115,22 +111,6 @@ int verb_protector_check(char **args) {
 }
 
 /* ---- requests filed by protector add, protector remove, purge request ---- */
-
-/* The request a method filed at path, or a failure line that names it (the request stands). */
-static int read_filed_request(CtlBus *b, const char *path, CtlRequest *ret) {
-        _cleanup_(ctl_error_done) CtlError e = CTL_ERROR_NULL;
-        char *why;
-        int r;
-
-        r = ctl_request_get_at(b, path, ret, &e);
-        if (r >= 0)
-                return 0;
-        if (asprintf(&why, "request %s filed, but reading it failed: %s", path, e.message ?: strerror(-r)) < 0)
-                return fail_oom();
-        free(e.message);
-        e.message = why;
-        return fail(r, &e);
-}
 
 /* "Filed request 12 to WHAT: it needs 2 approvals (secops, then security-leads; dkmctl access show 12)." */
 static int print_filed(const CtlRequest *q, const char *what) {

@@ -20,10 +20,6 @@ static void group_list_done(GroupList *l) {
         *l = (GroupList){};
 }
 
-static int fail_oom(void) {
-        return fail_local(EXIT_FAILURE, "out of memory.");
-}
-
 /* The JSON shape of a group (docs/DKMCTL.md): the D-Bus properties in snake_case, 0 for
  * "none" as null, times in CLOCK_REALTIME µs. */
 static void json_group(JsonWriter *w, const CtlGroup *g, bool generations) {
@@ -383,17 +379,9 @@ int verb_group_show(char **args) {
 /* After a change succeeded: the group as it is now, or a line saying the change stands. */
 static int read_back(CtlBus *b, const char *name, CtlGroup *ret) {
         _cleanup_(ctl_error_done) CtlError e = CTL_ERROR_NULL;
-        char *why;
-        int r;
+        int r = ctl_group_get(b, name, ret, &e);
 
-        r = ctl_group_get(b, name, ret, &e);
-        if (r >= 0)
-                return 0;
-        if (asprintf(&why, "done, but reading %s back failed: %s", name, e.message ?: strerror(-r)) < 0)
-                return fail_oom();
-        free(e.message);
-        e.message = why;
-        return fail(r, &e);
+        return r < 0 ? fail_after(r, &e, "done, but reading %s back failed", name) : 0;
 }
 
 int verb_group_create(char **args) {
@@ -575,16 +563,9 @@ int verb_group_retire(char **args) {
                                (unsigned) number, args[0]);
                 return 0;
         }
-        r = ctl_request_get_at(b, path, &q, &e);
-        if (r < 0) {
-                char *why;
-
-                if (asprintf(&why, "request %s filed, but reading it failed: %s", path, e.message ?: strerror(-r)) < 0)
-                        return fail_oom();
-                free(e.message);
-                e.message = why;
-                return fail(r, &e);
-        }
+        r = read_filed_request(b, path, &q);
+        if (r != 0)
+                return r;
         if (arg.json) {
                 JsonWriter w;
 

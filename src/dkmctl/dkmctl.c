@@ -100,11 +100,37 @@ int fail_local(int status, const char *fmt, ...) {
         return status;
 }
 
+int fail_after(int r, const CtlError *e, const char *fmt, ...) {
+        _cleanup_free_ char *what = NULL, *why = NULL;
+        CtlError after = *e;
+        va_list ap;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(&what, fmt, ap);
+        va_end(ap);
+        if (k < 0 || asprintf(&why, "%s: %s", what, e->message ?: strerror(-r)) < 0)
+                return fail_oom();
+        after.message = why;
+        return fail(r, &after);
+}
+
+int fail_oom(void) {
+        return fail_local(EXIT_FAILURE, "out of memory.");
+}
+
 int connect_bus(CtlBus **ret) {
         _cleanup_(ctl_error_done) CtlError e = CTL_ERROR_NULL;
         int r = ctl_bus_open(ret, &e);
 
         return r < 0 ? fail(r, &e) : 0;
+}
+
+int read_filed_request(CtlBus *b, const char *path, CtlRequest *ret) {
+        _cleanup_(ctl_error_done) CtlError e = CTL_ERROR_NULL;
+        int r = ctl_request_get_at(b, path, ret, &e);
+
+        return r < 0 ? fail_after(r, &e, "request %s filed, but reading it failed", path) : 0;
 }
 
 typedef struct Verb {

@@ -92,8 +92,15 @@ extern Args arg;
 int fail(int r, const CtlError *e);
 /* Print "dkmctl: VERB: " and the formatted reason for a failure found by dkmctl itself. */
 int fail_local(int status, const char *fmt, ...) _printf_(2, 3);
+/* fail() for a call made after the change itself went through: "WHAT: why", WHAT (formatted)
+ * saying what stands. */
+int fail_after(int r, const CtlError *e, const char *fmt, ...) _printf_(3, 4);
+int fail_oom(void);
 /* Connect to the system bus, or report why not: 0, or an exit status. */
 int connect_bus(CtlBus **ret);
+/* The request a method filed at path, or a failure line that names it (the request stands): 0, or
+ * an exit status. */
+int read_filed_request(CtlBus *b, const char *path, CtlRequest *ret);
 
 /* The verbs (dkmctl-verbs.c), each an exit status. args: the words after the verb. */
 int verb_status(char **args);

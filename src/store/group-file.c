@@ -55,15 +55,20 @@ const StoreGeneration *store_group_active_generation(const StoreGroup *g) {
 }
 
 int store_group_policy_check(const StoreGroupPolicy *p) {
-        if (p->hot_window > STORE_HOT_WINDOW_MAX || p->n_approval_levels > STORE_APPROVAL_LEVELS_MAX ||
-            p->max_grant_usec == 0 || p->request_timeout_usec == 0)
+        if (p->hot_window > STORE_HOT_WINDOW_MAX || p->max_grant_usec == 0 || p->request_timeout_usec == 0)
                 return -EINVAL;
-        for (size_t i = 0; i < p->n_approval_levels; i++) {
-                if (p->approval_levels[i] == (gid_t) -1)
+        return group_file_check_approval_levels(p->approval_levels, p->n_approval_levels);
+}
+
+int group_file_check_approval_levels(const gid_t *levels, size_t n) {
+        if (n > STORE_APPROVAL_LEVELS_MAX)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                if (levels[i] == (gid_t) -1)
                         return -EINVAL;
                 /* Two levels of one group would let one group approve twice. */
                 for (size_t j = 0; j < i; j++)
-                        if (p->approval_levels[j] == p->approval_levels[i])
+                        if (levels[j] == levels[i])
                                 return -EINVAL;
         }
         return 0;
@@ -173,14 +178,7 @@ static int parse_header_value(StoreGroup *g, unsigned k, const char *v, const ch
 
         switch (k) {
         case KEY_FORMAT:
-                if (kv_parse_u64(v, UINT32_MAX, &u) < 0 || u == 0)
-                        return kverror_set(e, line, "malformed format version");
-                if (u > GROUP_FILE_FORMAT) {
-                        (void) kverror_set(e, line, "written by a newer dkm (group file format %llu; this dkm reads %d)",
-                                           (unsigned long long) u, GROUP_FILE_FORMAT);
-                        return -EPROTONOSUPPORT;
-                }
-                return 0;
+                return kv_parse_format(v, GROUP_FILE_FORMAT, "group file", line, e);
         case KEY_NAME:
                 if (!store_group_name_is_valid(v))
                         return kverror_set(e, line, "invalid group name");

@@ -27,6 +27,9 @@ bool group_kek_destroyed(const StoreGroup *g);
 int group_file_parse_approval_levels(const char *v, gid_t levels[static STORE_APPROVAL_LEVELS_MAX], uint32_t *ret_n,
                                      unsigned line, KvError *e) _warn_unused_result_;
 void group_file_format_approval_levels(KvBuf *b, const gid_t *levels, uint32_t n);
+/* The same rules for levels in memory: at most STORE_APPROVAL_LEVELS_MAX, no (gid_t) -1, each gid
+ * once. 0 or -EINVAL. */
+int group_file_check_approval_levels(const gid_t *levels, size_t n);
 
 /* Append a zeroed generation slot to g; the pointer is valid until the next append. */
 int group_file_append_generation(StoreGroup *g, StoreGeneration **ret) _warn_unused_result_;

@@ -81,6 +81,16 @@ int kvreader_init(KvReader *r, const char *data, size_t size) {
         return r->buf ? 0 : -ENOMEM;
 }
 
+int kvreader_init_verified(KvReader *r, const char *data, size_t size, KvError *e) {
+        size_t body;
+        int k;
+
+        k = kvfile_verify(data, size, &body, e);
+        if (k < 0)
+                return k;
+        return kvreader_init(r, data, body);
+}
+
 void kvreader_done(KvReader *r) {
         free(r->buf);
         r->buf = NULL;
@@ -151,6 +161,19 @@ int kv_parse_u64(const char *s, uint64_t max, uint64_t *ret) {
                 v = v * 10 + d;
         }
         *ret = v;
+        return 0;
+}
+
+int kv_parse_format(const char *s, unsigned max, const char *what, unsigned line, KvError *e) {
+        uint64_t u;
+
+        if (kv_parse_u64(s, UINT32_MAX, &u) < 0 || u == 0)
+                return kverror_set(e, line, "malformed format version");
+        if (u > max) {
+                (void) kverror_set(e, line, "written by a newer dkm (%s format %llu; this dkm reads %u)", what,
+                                   (unsigned long long) u, max);
+                return -EPROTONOSUPPORT;
+        }
         return 0;
 }
 

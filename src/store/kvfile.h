@@ -36,6 +36,8 @@ typedef struct KvReader {
 } KvReader;
 
 int kvreader_init(KvReader *r, const char *data, size_t size) _warn_unused_result_;
+/* kvfile_verify(), then a reader over the body it covers: corruption is never read as content. */
+int kvreader_init_verified(KvReader *r, const char *data, size_t size, KvError *e) _warn_unused_result_;
 void kvreader_done(KvReader *r);
 /* 1 and r->key/r->value set; 0 at the end; -EBADMSG for an over-long or malformed line. */
 int kvreader_next(KvReader *r, KvError *e) _warn_unused_result_;
@@ -46,6 +48,10 @@ int kv_split_fields(char *value, char **fields, size_t max, size_t *ret_n);
 /* Canonical values only (so format(parse(x)) == x): decimal without sign or leading zeros,
  * lowercase hex of an exact length. -EBADMSG otherwise. */
 int kv_parse_u64(const char *s, uint64_t max, uint64_t *ret) _warn_unused_result_;
+/* A "format=" value of a file whose newest format is max: 1 to max; a larger one is
+ * -EPROTONOSUPPORT ("written by a newer dkm (WHAT format N; this dkm reads MAX)"), anything else
+ * -EBADMSG. */
+int kv_parse_format(const char *s, unsigned max, const char *what, unsigned line, KvError *e) _warn_unused_result_;
 int kv_parse_hex(const char *s, void *ret, size_t size) _warn_unused_result_;
 /* Reverses kvbuf_put_escaped(); refuses needless escapes, raw control characters and \x00. */
 int kv_unescape(const char *s, size_t max, char **ret) _warn_unused_result_;

@@ -75,15 +75,12 @@ int protector_unwrap_root(Store *s, const Protector *p, const Secret *key, Secre
 int protector_file_parse(const char *data, size_t size, const char *expected_name, Protector *ret, KvError *e) {
         Protector p = {};
         KvReader rd = {};
-        size_t body, field = 0;
+        size_t field = 0;
         unsigned step = 0; /* 0 format, 1 name, 2 type, 3 type fields then wrapped-root-key, 4 done */
         uint64_t u;
         int r;
 
-        r = kvfile_verify(data, size, &body, e);
-        if (r < 0)
-                return r;
-        r = kvreader_init(&rd, data, body);
+        r = kvreader_init_verified(&rd, data, size, e);
         if (r < 0)
                 return r;
         while ((r = kvreader_next(&rd, e)) > 0) {

@@ -34,6 +34,11 @@ void store_error_clear(Store *s);
 /* At the end of a public call: a failure without a message gets a generic one. */
 int store_finish(Store *s, int r);
 
+/* A small file of the state dir (format, store.policy, purged): -ENOENT as is, with nothing said
+ * (each caller gives the absence its own meaning); a symlink, another non-regular file or one over
+ * max bytes is damage (-EBADMSG); store_error() says why for those and every other failure. */
+int store_read_state_file(Store *s, const char *rel, size_t max, char **ret, size_t *ret_size) _warn_unused_result_;
+
 /* The store-wide write lock (flock on STOREPATH/lock), opened per call so that a forked child
  * never shares its holder's open file description. Also removes temp files a killed writer left:
  * only lock holders write, so every temp file seen under the lock is stale. Close to release. */

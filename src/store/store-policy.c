@@ -12,18 +12,9 @@
 #define POLICY_FILE_MAX 4096U
 
 int store_policy_check(const StorePolicy *p) {
-        if (p->n_approval_levels > STORE_APPROVAL_LEVELS_MAX || p->purge_delay_usec < STORE_PURGE_DELAY_MIN_USEC ||
-            p->purge_delay_usec > STORE_PURGE_DELAY_MAX_USEC)
+        if (p->purge_delay_usec < STORE_PURGE_DELAY_MIN_USEC || p->purge_delay_usec > STORE_PURGE_DELAY_MAX_USEC)
                 return -EINVAL;
-        for (size_t i = 0; i < p->n_approval_levels; i++) {
-                if (p->approval_levels[i] == (gid_t) -1)
-                        return -EINVAL;
-                /* One group at two levels would approve twice. */
-                for (size_t j = 0; j < i; j++)
-                        if (p->approval_levels[j] == p->approval_levels[i])
-                                return -EINVAL;
-        }
-        return 0;
+        return group_file_check_approval_levels(p->approval_levels, p->n_approval_levels);
 }
 
 enum { KEY_FORMAT, KEY_APPROVAL_GROUPS, KEY_PURGE_DELAY, _KEY_MAX };
@@ -34,18 +25,9 @@ static const char *const policy_keys[_KEY_MAX] = {
 };
 
 static int parse_value(StorePolicy *p, unsigned k, const char *v, unsigned line, KvError *e) {
-        uint64_t u;
-
         switch (k) {
         case KEY_FORMAT:
-                if (kv_parse_u64(v, UINT32_MAX, &u) < 0 || u == 0)
-                        return kverror_set(e, line, "malformed format version");
-                if (u > STORE_POLICY_FILE_FORMAT) {
-                        (void) kverror_set(e, line, "written by a newer dkm (store policy format %llu; this dkm reads %d)",
-                                           (unsigned long long) u, STORE_POLICY_FILE_FORMAT);
-                        return -EPROTONOSUPPORT;
-                }
-                return 0;
+                return kv_parse_format(v, STORE_POLICY_FILE_FORMAT, "store policy", line, e);
         case KEY_APPROVAL_GROUPS:
                 return group_file_parse_approval_levels(v, p->approval_levels, &p->n_approval_levels, line, e);
         case KEY_PURGE_DELAY:
@@ -64,13 +46,9 @@ int store_policy_file_parse(const char *data, size_t size, StorePolicy *ret, KvE
         StorePolicy p = {};
         KvReader rd = {};
         unsigned next = 0;
-        size_t body;
         int r;
 
-        r = kvfile_verify(data, size, &body, e);
-        if (r < 0)
-                return r;
-        r = kvreader_init(&rd, data, body);
+        r = kvreader_init_verified(&rd, data, size, e);
         if (r < 0)
                 return r;
         while ((r = kvreader_next(&rd, e)) > 0) {
@@ -117,17 +95,13 @@ int store_policy_load(Store *s, StorePolicy *ret) {
         int r;
 
         store_error_clear(s);
-        r = read_file_full(s->dir_fd, STORE_POLICY_FILE, POLICY_FILE_MAX, &data, &size);
+        r = store_read_state_file(s, STORE_POLICY_FILE, POLICY_FILE_MAX, &data, &size);
         if (r == -ENOENT) {
                 *ret = STORE_POLICY_DEFAULT;
                 return 0;
         }
-        if (r == -ELOOP || r == -EBADFD)
-                return store_error(s, -EBADMSG, STORE_POLICY_FILE, "not a regular file");
-        if (r == -EFBIG)
-                return store_error(s, -EBADMSG, STORE_POLICY_FILE, "too large");
         if (r < 0)
-                return store_finish(s, store_error(s, r, STORE_POLICY_FILE, "cannot read: %s", strerror(-r)));
+                return r;
         r = store_policy_file_parse(data, size, ret, &e);
         if (r == -EBADMSG || r == -EPROTONOSUPPORT)
                 return store_error_parse(s, r, STORE_POLICY_FILE, &e);

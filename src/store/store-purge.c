@@ -22,13 +22,10 @@ static int purged_parse(const char *data, size_t size, uint64_t *ret_usec, KvErr
         static const char *const keys[] = { "format", "purged-usec" };
         KvReader rd = {};
         uint64_t u, usec = 0;
-        size_t body, i = 0;
+        size_t i = 0;
         int r;
 
-        r = kvfile_verify(data, size, &body, e);
-        if (r < 0)
-                return r;
-        r = kvreader_init(&rd, data, body);
+        r = kvreader_init_verified(&rd, data, size, e);
         if (r < 0)
                 return r;
         while ((r = kvreader_next(&rd, e)) > 0) {
@@ -59,15 +56,11 @@ static int purged_read(Store *s, uint64_t *ret_usec) {
         size_t size;
         int r;
 
-        r = read_file_full(s->dir_fd, STORE_PURGED_FILE, PURGED_FILE_MAX, &data, &size);
+        r = store_read_state_file(s, STORE_PURGED_FILE, PURGED_FILE_MAX, &data, &size);
         if (r == -ENOENT)
                 return 0;
-        if (r == -ELOOP || r == -EBADFD)
-                return store_error(s, -EBADMSG, STORE_PURGED_FILE, "not a regular file");
-        if (r == -EFBIG)
-                return store_error(s, -EBADMSG, STORE_PURGED_FILE, "too large");
         if (r < 0)
-                return store_error(s, r, STORE_PURGED_FILE, "cannot read: %s", strerror(-r));
+                return r;
         r = purged_parse(data, size, ret_usec, &e);
         if (r < 0)
                 return store_error_parse(s, r, STORE_PURGED_FILE, &e);

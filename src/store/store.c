@@ -51,6 +51,18 @@ int store_finish(Store *s, int r) {
         return r;
 }
 
+int store_read_state_file(Store *s, const char *rel, size_t max, char **ret, size_t *ret_size) {
+        int r = read_file_full(s->dir_fd, rel, max, ret, ret_size);
+
+        if (r >= 0 || r == -ENOENT)
+                return r;
+        if (r == -ELOOP || r == -EBADFD)
+                return store_error(s, -EBADMSG, rel, "not a regular file");
+        if (r == -EFBIG)
+                return store_error(s, -EBADMSG, rel, "too large");
+        return store_error(s, r, rel, "cannot read: %s", strerror(-r));
+}
+
 const char *store_last_error(const Store *s) {
         const char *e = s ? s->error : open_error;
         return e[0] ? e : NULL;
@@ -207,15 +219,11 @@ static int read_format(Store *s) {
         char *nl;
         int r;
 
-        r = read_file_full(s->dir_fd, STORE_FORMAT_FILE, FORMAT_FILE_MAX, &data, &size);
+        r = store_read_state_file(s, STORE_FORMAT_FILE, FORMAT_FILE_MAX, &data, &size);
         if (r == -ENOENT)
                 return store_error(s, r, NULL, "not a dkm key store (no format file)");
-        if (r == -ELOOP || r == -EBADFD)
-                return store_error(s, -EBADMSG, STORE_FORMAT_FILE, "not a regular file");
-        if (r == -EFBIG)
-                return store_error(s, -EBADMSG, STORE_FORMAT_FILE, "too large");
         if (r < 0)
-                return store_error(s, r, STORE_FORMAT_FILE, "cannot read: %s", strerror(-r));
+                return r;
 
         nl = memchr(data, '\n', size);
         if (!nl || strncmp(data, FORMAT_MAGIC, strlen(FORMAT_MAGIC)) != 0)
