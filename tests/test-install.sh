@@ -86,10 +86,14 @@ if [ -n "${DKM_REQUEST_KEY_DIR:-}" ]; then
 else
         echo "note: -Drequest_key_dir= is empty: no request-key.d drop-in to check"
 fi
+expect f 644 "$datadir/dkm/ldap/dkm.ldif"
+expect f 644 "$datadir/dkm/ldap/dkm-acl.ldif.example"
+cmp -s "$root$datadir/dkm/ldap/dkm.ldif" "$src/policy/ldap/dkm.ldif" ||
+        fail "the installed LDAP schema differs from policy/ldap/dkm.ldif"
 expect d 755 "$DKM_PREFIX/lib/dkm/groups.d"
 [ -z "$(ls -A "$root$DKM_PREFIX/lib/dkm/groups.d" 2>/dev/null)" ] ||
         fail "$DKM_PREFIX/lib/dkm/groups.d: not empty (packages' drop-ins do not ship with dkm)"
-for d in README.md ARCHITECTURE.md CLI.md DBUS-API.md FORMAT.md KEYRING.md LIBDKM.md PACKAGING.md POLICY.md STORE.md DKMCTL.md PERFORMANCE.md AUDIT.md \
+for d in README.md ARCHITECTURE.md CLI.md DBUS-API.md FORMAT.md KEYRING.md LIBDKM.md PACKAGING.md POLICY.md STORE.md DKMCTL.md PERFORMANCE.md AUDIT.md FLEET.md \
         examples/dkm-example.c examples/dkm-example-mail.service examples/dkm-example-mail.conf examples/dkmd-customer-key.conf \
         examples/groups.d/mail-creds.conf; do
         expect f 644 "$docdir/$d"
