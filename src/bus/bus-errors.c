@@ -86,6 +86,10 @@ static const char *error_name(int r) {
                 return BUS_ERROR_PIN_REFUSED;
         case MANAGER_ERRNO_PCR_MISMATCH:
                 return BUS_ERROR_PCR_MISMATCH;
+        case MANAGER_ERRNO_FLEET_CONFLICT:
+                return BUS_ERROR_FLEET_CONFLICT;
+        case MANAGER_ERRNO_FLEET_UNAVAILABLE:
+                return BUS_ERROR_FLEET_UNAVAILABLE;
         default:
                 return BUS_ERROR_STORE_ERROR;
         }
@@ -162,6 +166,12 @@ static const char *reason(int r) {
                 return "the token refused dkmd's PIN (DKM_PKCS11_PIN_FILE in its unit)";
         case MANAGER_ERRNO_PCR_MISMATCH:
                 return "the TPM's PCRs no longer match the protector's policy";
+        case MANAGER_ERRNO_FLEET_CONFLICT:
+                return "another host of the fleet changed the group first; this host adopted its version (look, "
+                       "then try again if still needed)";
+        case MANAGER_ERRNO_FLEET_UNAVAILABLE:
+                return "no directory server of the fleet answers: the fleet's groups cannot change now (the keys "
+                       "in the kernel keep working)";
         default:
                 return strerror(-r);
         }

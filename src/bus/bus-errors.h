@@ -37,6 +37,8 @@
 #define BUS_ERROR_PROTECTOR_UNAVAILABLE "org.dkm.KeyManager1.Error.ProtectorUnavailable"
 #define BUS_ERROR_PIN_REFUSED "org.dkm.KeyManager1.Error.PinRefused"
 #define BUS_ERROR_PCR_MISMATCH "org.dkm.KeyManager1.Error.PcrMismatch"
+#define BUS_ERROR_FLEET_CONFLICT "org.dkm.KeyManager1.Error.FleetConflict"
+#define BUS_ERROR_FLEET_UNAVAILABLE "org.dkm.KeyManager1.Error.FleetUnavailable"
 
 /* Internal codes for refusals that have no natural errno (more in manager.h). Chosen from codes
  * the store, loader and sd-bus never return for other reasons, so the mapping stays unambiguous. */

@@ -170,7 +170,19 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                 return sd_bus_message_append(reply, "s", DKM_VERSION);
         if (strcmp(property, "StoreUnlocked") == 0)
                 return sd_bus_message_append(reply, "b", store_is_unlocked(m->manager->store));
+        /* "": a host on its own. */
+        if (strcmp(property, "FleetState") == 0)
+                return sd_bus_message_append(reply, "s",
+                                             m->manager->fleet ? m->manager->fleet->state(m->manager->fleet->userdata) : "");
+        if (strcmp(property, "FleetUri") == 0)
+                return sd_bus_message_append(reply, "s",
+                                             m->manager->fleet ? m->manager->fleet->uri(m->manager->fleet->userdata) : "");
         return -EINVAL;
+}
+
+void bus_emit_fleet_changed(sd_bus *bus) {
+        (void) sd_bus_emit_properties_changed(bus, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, "FleetState", "FleetUri",
+                                              NULL);
 }
 
 void bus_emit_group_added(sd_bus *bus, const StoreGroup *g) {
@@ -185,6 +197,8 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("Version", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("StoreUnlocked", "b", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("StoreState", "s", bus_store_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("FleetState", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("FleetUri", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("StoreStateDetail", "s", bus_store_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("NextCheckUSec", "t", bus_store_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("PurgeAtUSec", "t", bus_store_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

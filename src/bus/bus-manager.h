@@ -32,6 +32,7 @@ int bus_manager_attach(sd_bus *bus, BusManager *m) __attribute__((warn_unused_re
 
 /* Signals for the manager's events; dkmd forwards its ManagerEvents here. */
 void bus_emit_group_added(sd_bus *bus, const StoreGroup *g);
+void bus_emit_fleet_changed(sd_bus *bus);
 void bus_emit_generation_changed(sd_bus *bus, const StoreGroup *g, uint32_t number, GenerationState state);
 void bus_emit_policy_changed(sd_bus *bus, const StoreGroup *g);
 

@@ -17,6 +17,7 @@
 #include "bus-manager.h"
 #include "config.h"
 #include "dkmd-audit.h"
+#include "dkmd-fleet.h"
 #include "group-dropin.h"
 #include "manager.h"
 #include "macro.h"
@@ -39,6 +40,7 @@ typedef struct Context {
         AuditLog *audit;
         Manager manager;
         BusManager bus_manager;
+        DkmdFleet *fleet; /* NULL: not in a fleet */
 } Context;
 
 static struct {
@@ -48,11 +50,13 @@ static struct {
         const char *admin_group;
         char **groups_dirs; /* groups.d drop-in directories, highest priority first */
         uint64_t check_interval_usec; /* 0: MANAGER_CHECK_INTERVAL_DEFAULT_USEC */
+        const char *fleet_config; /* NULL: a host on its own */
 } arg;
 
 static void context_done(Context *c) {
         /* The bus first: its objects point into the store. */
         c->bus = sd_bus_flush_close_unref(c->bus);
+        c->fleet = dkmd_fleet_free(c->fleet);
         c->schedule = sd_event_source_unref(c->schedule);
         c->event = sd_event_unref(c->event);
         manager_requests_close(&c->manager);
@@ -69,6 +73,7 @@ static void help(void) {
                "  --admin-group=NAME     members of this group may create groups and roll over\n"
                "                         (default: root only)\n"
                "  --audit-dir=DIR        the audit log (default: STATE-DIR/audit)\n"
+               "  --fleet=FILE           follow a fleet's directory (fleet.conf; docs/FLEET.md)\n"
                "  --protector-check-interval=TIME\n"
                "                         how often the HSM/TPM protectors are checked, and the\n"
                "                         longest wait between retries while they are away (default 1min)\n"
@@ -81,7 +86,7 @@ static void help(void) {
 
 /* Returns 1 to run, 0 to exit successfully, < 0 on a usage error (already reported). */
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_STATE_DIR = 0x100, ARG_BUS, ARG_ADMIN_GROUP, ARG_AUDIT_DIR, ARG_CHECK_INTERVAL, ARG_VERSION };
+        enum { ARG_STATE_DIR = 0x100, ARG_BUS, ARG_ADMIN_GROUP, ARG_AUDIT_DIR, ARG_CHECK_INTERVAL, ARG_FLEET, ARG_VERSION };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -90,6 +95,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "admin-group", required_argument, NULL, ARG_ADMIN_GROUP },
                 { "audit-dir", required_argument, NULL, ARG_AUDIT_DIR },
                 { "protector-check-interval", required_argument, NULL, ARG_CHECK_INTERVAL },
+                { "fleet", required_argument, NULL, ARG_FLEET },
                 {},
         };
         int c;
@@ -123,6 +129,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_AUDIT_DIR:
                         arg.audit_dir = optarg;
+                        break;
+                case ARG_FLEET:
+                        arg.fleet_config = optarg;
                         break;
                 case ARG_CHECK_INTERVAL:
                         if (parse_duration_usec(optarg, &arg.check_interval_usec) < 0 ||
@@ -400,6 +409,38 @@ static int context_connect(Context *c) {
 
 /* Last: the name is dkmd's readiness (Type=dbus), so a service ordered after dkmd finds its
  * keys already in the kernel. */
+/* In a fleet: the directory's store id checked and this host's protector installed before the
+ * store is unlocked; following starts once the local groups are loaded. */
+static int context_open_fleet(Context *c) {
+        int r;
+
+        if (!arg.fleet_config)
+                return 0;
+        r = dkmd_fleet_new(arg.fleet_config, &c->manager, arg.state_dir, &c->fleet);
+        if (r < 0)
+                log_error("cannot join the fleet of %s: %s", arg.fleet_config, strerror(-r));
+        return r;
+}
+
+static void on_fleet_changed(void *userdata) {
+        Context *c = userdata;
+
+        if (c->bus)
+                bus_emit_fleet_changed(c->bus);
+        context_reschedule(c);
+}
+
+static int context_start_fleet(Context *c) {
+        int r;
+
+        if (!c->fleet)
+                return 0;
+        r = dkmd_fleet_start(c->fleet, c->event, on_fleet_changed, c);
+        if (r < 0)
+                log_error("cannot follow the fleet's directory: %s", strerror(-r));
+        return r;
+}
+
 static int context_take_name(Context *c) {
         int r;
 
@@ -440,6 +481,9 @@ int main(int argc, char *argv[]) {
         r = context_open_audit(&c);
         if (r < 0)
                 return EXIT_FAILURE;
+        r = context_open_fleet(&c);
+        if (r < 0)
+                return EXIT_FAILURE;
         r = context_open_requests(&c);
         if (r < 0)
                 return EXIT_FAILURE;
@@ -451,6 +495,9 @@ int main(int argc, char *argv[]) {
                 log_error("cannot start: %s", strerror(-r));
                 return EXIT_FAILURE;
         }
+        r = context_start_fleet(&c);
+        if (r < 0)
+                return EXIT_FAILURE;
         r = context_take_name(&c);
         if (r < 0)
                 return EXIT_FAILURE;

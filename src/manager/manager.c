@@ -142,6 +142,48 @@ static int reload_group(Manager *m, const char *name, StoreGroup **ret) {
         return r;
 }
 
+int manager_reload(Manager *m, const char *name, bool added) {
+        _cleanup_store_group_ StoreGroup *g = NULL;
+        int r;
+
+        r = reload_group(m, name, &g);
+        if (g) {
+                if (added)
+                        EMIT(m, group_added, g);
+                else
+                        EMIT(m, policy_changed, g);
+        }
+        return r;
+}
+
+/* The fleet's two steps around every change of a group (ManagerFleet); nothing for a lone host. */
+static int fleet_pull(Manager *m, const char *name) {
+        return m->fleet ? m->fleet->pull(m->fleet->userdata, name) : 0;
+}
+
+static int fleet_push(Manager *m, const char *name) {
+        int r;
+
+        if (!m->fleet)
+                return 0;
+        r = m->fleet->push(m->fleet->userdata, name);
+        /* Lost, or unknown whether published: the local file is the directory's copy again, and
+         * the kernel gets that one (the change was not loaded yet, so nothing used it). */
+        if (r < 0)
+                (void) reload_group(m, name, NULL);
+        return r;
+}
+
+/* After the store changed a group: publish (in a fleet), then audit a failure or load. */
+static int commit_change(Manager *m, const char *name, const char *event, const char *object) {
+        int r;
+
+        r = fleet_push(m, name);
+        if (r < 0)
+                manager_audit_failure(m, event, object, r);
+        return r;
+}
+
 int manager_load_all(Manager *m, unsigned *ret_failed) {
         _cleanup_strv_free_ char **names = NULL;
         unsigned failed = 0;
@@ -191,6 +233,9 @@ int manager_create_group(Manager *m, const char *name, gid_t gid, CryptAlg alg, 
         r = check_members(m, name, gid, policy->allow_human_members);
         if (r < 0)
                 return r;
+        r = fleet_pull(m, name);
+        if (r < 0)
+                return r;
         format_policy(policy, detail, sizeof(detail));
         r = manager_audit(m, "group-create", AUDIT_OUTCOME_OK, object_of(name, object), "gid %u, %s, %s", (unsigned) gid,
                           crypt_alg_to_string(alg), detail);
@@ -201,6 +246,9 @@ int manager_create_group(Manager *m, const char *name, gid_t gid, CryptAlg alg, 
                 manager_audit_failure(m, "group-create", object, r);
                 return r;
         }
+        r = commit_change(m, name, "group-create", object);
+        if (r < 0)
+                return r;
         manager_log("created group %s (gid %u, %s)", name, (unsigned) gid, crypt_alg_to_string(alg));
         EMIT(m, group_added, g);
         return manager_load(m, g);
@@ -214,9 +262,16 @@ static int promote(Manager *m, const char *name, uint32_t number) {
         uint32_t previous;
         int r;
 
+        r = fleet_pull(m, name);
+        if (r < 0)
+                return r;
         r = store_group_load(m->store, name, &g);
         if (r < 0)
                 return r;
+        /* Another host of the fleet promoted it already: its copy is here now. */
+        if (!store_group_find_generation(g, number) ||
+            store_group_find_generation(g, number)->state != GENERATION_PENDING)
+                return reload_group(m, name, NULL);
         a = store_group_active_generation(g);
         previous = a ? a->number : 0;
         r = manager_audit(m, "activate", AUDIT_OUTCOME_OK, object_of(name, object), "generation %u active, %u archived",
@@ -228,6 +283,9 @@ static int promote(Manager *m, const char *name, uint32_t number) {
                 manager_audit_failure(m, "activate", object, r);
                 return r;
         }
+        r = commit_change(m, name, "activate", object);
+        if (r < 0)
+                return r;
         manager_log("group %s: generation %u active%s", name, (unsigned) number, previous ? ", previous archived" : "");
         g = store_group_free(g);
         r = reload_group(m, name, &g);
@@ -239,13 +297,21 @@ static int promote(Manager *m, const char *name, uint32_t number) {
         return r;
 }
 
-static int start_rollover(Manager *m, const StoreGroup *g, uint32_t *ret_number) {
-        _cleanup_store_group_ StoreGroup *now = NULL;
-        const StoreGeneration *p = pending_generation(g);
+static int start_rollover(Manager *m, const char *name, uint32_t *ret_number) {
+        _cleanup_store_group_ StoreGroup *g = NULL, *now = NULL;
+        const StoreGeneration *p;
         char object[80];
         uint32_t number;
         int r;
 
+        /* In a fleet, the directory's copy: another host may have rolled over already. */
+        r = fleet_pull(m, name);
+        if (r < 0)
+                return r;
+        r = store_group_load(m->store, name, &g);
+        if (r < 0)
+                return r;
+        p = pending_generation(g);
         if (p) {
                 *ret_number = p->number;
                 return -MANAGER_ERRNO_ROLLOVER_PENDING;
@@ -263,6 +329,9 @@ static int start_rollover(Manager *m, const StoreGroup *g, uint32_t *ret_number)
                 manager_audit_failure(m, "rollover", object, r);
                 return r;
         }
+        r = commit_change(m, g->name, "rollover", object);
+        if (r < 0)
+                return r;
         *ret_number = number;
         manager_log("group %s: generation %u pending", g->name, (unsigned) number);
         r = reload_group(m, g->name, &now);
@@ -276,13 +345,7 @@ static int start_rollover(Manager *m, const StoreGroup *g, uint32_t *ret_number)
 }
 
 int manager_rollover(Manager *m, const char *name, uint32_t *ret_number) {
-        _cleanup_store_group_ StoreGroup *g = NULL;
-        int r;
-
-        r = store_group_load(m->store, name, &g);
-        if (r < 0)
-                return r;
-        return start_rollover(m, g, ret_number);
+        return start_rollover(m, name, ret_number);
 }
 
 int manager_archive(Manager *m, const char *name, uint32_t number) {
@@ -290,6 +353,9 @@ int manager_archive(Manager *m, const char *name, uint32_t number) {
         char object[80];
         int r;
 
+        r = fleet_pull(m, name);
+        if (r < 0)
+                return r;
         r = manager_audit(m, "archive", AUDIT_OUTCOME_OK, object_of(name, object), "generation %u", (unsigned) number);
         if (r < 0)
                 return r;
@@ -298,6 +364,9 @@ int manager_archive(Manager *m, const char *name, uint32_t number) {
                 manager_audit_failure(m, "archive", object, r);
                 return r;
         }
+        r = commit_change(m, name, "archive", object);
+        if (r < 0)
+                return r;
         manager_log("group %s: generation %u archived", name, (unsigned) number);
         r = reload_group(m, name, &g);
         if (g)
@@ -310,6 +379,9 @@ int manager_retire(Manager *m, const char *name, uint32_t number) {
         char object[80], generation[16];
         int r;
 
+        r = fleet_pull(m, name);
+        if (r < 0)
+                return r;
         r = manager_audit(m, "retire", AUDIT_OUTCOME_OK, object_of(name, object), "generation %u", (unsigned) number);
         if (r < 0)
                 return r;
@@ -318,6 +390,9 @@ int manager_retire(Manager *m, const char *name, uint32_t number) {
                 manager_audit_failure(m, "retire", object, r);
                 return r;
         }
+        r = commit_change(m, name, "retire", object);
+        if (r < 0)
+                return r;
         manager_log("group %s: generation %u retired: its key is destroyed", name, (unsigned) number);
         /* The store is the truth: the key is gone there. Now from the kernel, at once (the
          * helper revokes every copy), not at the next load. */
@@ -337,6 +412,9 @@ int manager_set_policy(Manager *m, const char *name, const StoreGroupPolicy *pol
         char object[80], detail[512];
         int r;
 
+        r = fleet_pull(m, name);
+        if (r < 0)
+                return r;
         r = store_group_load(m->store, name, &g);
         if (r < 0)
                 return r;
@@ -355,6 +433,9 @@ int manager_set_policy(Manager *m, const char *name, const StoreGroupPolicy *pol
                 manager_audit_failure(m, "policy-change", object, r);
                 return r;
         }
+        r = commit_change(m, name, "policy-change", object);
+        if (r < 0)
+                return r;
         manager_log("group %s: policy set (%s)", name, detail);
         g = store_group_free(g);
         /* The hot window decides what is in the kernel: load again. */
@@ -364,18 +445,27 @@ int manager_set_policy(Manager *m, const char *name, const StoreGroupPolicy *pol
         return r;
 }
 
-/* The one step of g due at now, if any. */
+/* The one step of g due at now, if any. In a fleet every host runs the schedule: the first to
+ * publish wins and the others adopt its generation, which is not a failure. */
 static int run_group_step(Manager *m, const StoreGroup *g, uint64_t now) {
         const StoreGeneration *p = pending_generation(g);
         uint64_t due = manager_next_step_usec(g);
         uint32_t number;
+        int r;
 
         if (due == 0 || due > now)
                 return 0;
         if (p)
-                return promote(m, g->name, p->number);
-        manager_log("group %s: scheduled rollover", g->name);
-        return start_rollover(m, g, &number);
+                r = promote(m, g->name, p->number);
+        else {
+                manager_log("group %s: scheduled rollover", g->name);
+                r = start_rollover(m, g->name, &number);
+        }
+        if (r == -MANAGER_ERRNO_FLEET_CONFLICT || (r == -MANAGER_ERRNO_ROLLOVER_PENDING && m->fleet)) {
+                manager_log("group %s: another host of the fleet took the step first; adopted its version", g->name);
+                return 0;
+        }
+        return r;
 }
 
 /* The groups' steps need the root key and a store that may serve keys. */

@@ -26,6 +26,8 @@
 #define MANAGER_ERRNO_PIN_REFUSED EBADE             /* the token refused dkmd's PIN (the store says EACCES) */
 #define MANAGER_ERRNO_PCR_MISMATCH EREMCHG          /* the TPM's PCRs moved (the store says EKEYREJECTED) */
 #define MANAGER_ERRNO_PROTECTOR_UNAVAILABLE EHOSTDOWN /* its device cannot be reached (the store's code) */
+#define MANAGER_ERRNO_FLEET_CONFLICT EUCLEAN      /* another host changed the group first; its version adopted */
+#define MANAGER_ERRNO_FLEET_UNAVAILABLE EREMOTE    /* no directory server answers: the fleet's groups are read-only */
 
 /* Who a change is made for, as the bus reported it; NULL in Manager.caller: dkmd itself (the
  * schedule, the drop-ins at start, expiry). */
@@ -90,8 +92,23 @@ typedef struct ManagerProtectors {
         uint64_t next_check_usec;       /* CLOCK_REALTIME µs; 0: none */
 } ManagerProtectors;
 
+/* In a fleet (docs/FLEET.md) the directory holds the truth. Before a group changes, pull brings its
+ * local file up to the directory's copy; after the local store changed it, push publishes the new
+ * file on the condition that no other host published first. Only then is it loaded. On a failed
+ * push the hook has put the local file back to the directory's copy. Both return 0,
+ * -MANAGER_ERRNO_FLEET_UNAVAILABLE, or (push) -MANAGER_ERRNO_FLEET_CONFLICT. */
+typedef struct ManagerFleet {
+        int (*pull)(void *userdata, const char *group);
+        int (*push)(void *userdata, const char *group);
+        /* For the bus: "connected" or "partitioned", and the URI followed ("" when none). */
+        const char *(*state)(void *userdata);
+        const char *(*uri)(void *userdata);
+        void *userdata;
+} ManagerFleet;
+
 typedef struct Manager {
         Store *store; /* not owned */
+        const ManagerFleet *fleet; /* NULL: a host on its own */
         ManagerEvents events;
         const ManagerCaller *caller; /* set by the bus layer for the duration of one call */
         ManagerRequests requests;
@@ -113,6 +130,9 @@ int manager_create_group(Manager *m, const char *name, gid_t gid, CryptAlg alg, 
  * failed. */
 int manager_load(Manager *m, const StoreGroup *g) _warn_unused_result_;
 int manager_load_all(Manager *m, unsigned *ret_failed) _warn_unused_result_;
+/* Re-read group name from the store and load it (after the fleet's follower imported a new copy);
+ * emits group_added (added) or policy_changed so the bus shows it. */
+int manager_reload(Manager *m, const char *name, bool added) _warn_unused_result_;
 
 /* Start a rollover now: the next generation is added pending and loaded; with no propagation
  * delay it becomes active at once (the previous active one archived), else manager_run_due()

@@ -455,3 +455,61 @@ int store_generation_unwrap(Store *s, const StoreGroup *g, uint32_t number, Secr
         }
         return store_finish(s, r);
 }
+
+/* ---- a fleet's group files (docs/FLEET.md): the directory's copy in, ours out ---- */
+
+int store_group_import(Store *s, const char *name, const char *text, size_t size) {
+        _cleanup_store_group_ StoreGroup *g = NULL;
+        _cleanup_close_ int lock_fd = -EBADF;
+        char fn[GROUP_FN_MAX], rel[GROUP_REL_MAX];
+        KvError e = {};
+        int r;
+
+        store_error_clear(s);
+        r = check_name(s, name);
+        if (r < 0)
+                return store_finish(s, r);
+        group_paths(name, fn, rel);
+        /* Only what this store would have written itself: it must parse, under its own name. */
+        r = group_file_parse(text, size, name, &g, &e);
+        if (r < 0)
+                return store_finish(s, r == -ENOMEM ? r : store_error_parse(s, -EBADMSG, rel, &e));
+        r = store_lock(s, &lock_fd);
+        if (r < 0)
+                return store_finish(s, r);
+        r = write_file_atomic(s->groups_fd, fn, text, size, 0600);
+        if (r < 0)
+                return store_finish(s, store_error(s, r, rel, "cannot write: %s", strerror(-r)));
+        return 0;
+}
+
+int store_group_export(Store *s, const char *name, char **ret_text, size_t *ret_size) {
+        _cleanup_store_group_ StoreGroup *g = NULL;
+        int r;
+
+        store_error_clear(s);
+        r = check_name(s, name);
+        if (r >= 0)
+                r = group_read(s, name, &g);
+        if (r >= 0)
+                r = group_file_format(g, ret_text, ret_size);
+        return store_finish(s, r);
+}
+
+int store_group_discard(Store *s, const char *name) {
+        _cleanup_close_ int lock_fd = -EBADF;
+        char fn[GROUP_FN_MAX], rel[GROUP_REL_MAX];
+        int r;
+
+        store_error_clear(s);
+        r = check_name(s, name);
+        if (r >= 0)
+                r = store_lock(s, &lock_fd);
+        if (r < 0)
+                return store_finish(s, r);
+        group_paths(name, fn, rel);
+        r = unlink_durable(s->groups_fd, fn);
+        if (r < 0 && r != -ENOENT)
+                return store_finish(s, store_error(s, r, rel, "cannot remove: %s", strerror(-r)));
+        return 0;
+}

@@ -256,6 +256,15 @@ int store_group_load(Store *s, const char *name, StoreGroup **ret) _warn_unused_
 int store_group_list(Store *s, char ***ret_names) _warn_unused_result_; /* sorted, NULL-terminated */
 int store_group_set_policy(Store *s, const char *name, const StoreGroupPolicy *policy) _warn_unused_result_;
 
+/* A fleet's group files (docs/FLEET.md). import: replace the group's file with text (the
+ * directory's copy), if it parses as that group's file (-EBADMSG otherwise; the local file is left
+ * as it was); no root key needed. export: the canonical text of the local file. */
+int store_group_import(Store *s, const char *name, const char *text, size_t size) _warn_unused_result_;
+int store_group_export(Store *s, const char *name, char **ret_text, size_t *ret_size) _warn_unused_result_;
+/* Remove the local file of a group the directory does not have (a create that could not be
+ * published). Its keys go with it: only for a group that was never published nor loaded. */
+int store_group_discard(Store *s, const char *name) _warn_unused_result_;
+
 /* Add the next generation as pending; durable before return. Needs unlock. */
 int store_generation_add(Store *s, const char *group, uint32_t *ret_number) _warn_unused_result_;
 /* Pending -> active; the previous active becomes archived. -EINVAL if not pending. */

@@ -1,0 +1,336 @@
+/* SPDX-License-Identifier: MIT */
+/* dkmd in a fleet (issue 9), one host against two real slapd providers: what it changes is
+ * published to the directory before it is loaded, what another host publishes reaches this host's
+ * kernel within seconds, and cut off from the directory it keeps serving, refuses changes, and
+ * catches up from its cookie when the directory is back. The other host is played by the test
+ * itself through src/fleet and a copy of the store. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-bus.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "fleet-ldap.h"
+#include "macro.h"
+#include "store.h"
+#include "test-accounts.h"
+#include "test-bus.h"
+#include "test-slapd.h"
+
+#define E_FLEET_UNAVAILABLE "org.dkm.KeyManager1.Error.FleetUnavailable"
+#define USEC 1000000ULL
+
+static const char *const key_group_tags[] = { "fleet", NULL };
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC + (uint64_t) ts.tv_nsec / 1000U;
+}
+
+static void sleep_ms(unsigned ms) {
+        nanosleep(&(struct timespec){ ms / 1000, (long) (ms % 1000) * 1000000L }, NULL);
+}
+
+static void write_text(const char *path, const char *text) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+        ck_assert_msg(fd >= 0, "%s: %m", path);
+        ck_assert_int_eq(loop_write(fd, text, strlen(text)), 0);
+        close(fd);
+}
+
+/* ---- the directory: its store id made this store's, and "host2" writing through provider 0 ---- */
+
+static void store_id_hex(const char *state, char out[static 33]) {
+        _cleanup_store_ Store *s = NULL;
+        uint8_t id[STORE_ID_SIZE];
+
+        ck_assert_int_eq(store_open(state, &s), 0);
+        store_id(s, id);
+        for (size_t i = 0; i < sizeof(id); i++)
+                snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+static void directory_set_store_id(const char *hex) {
+        char cmd[1024];
+
+        snprintf(cmd, sizeof(cmd),
+                 "printf 'dn: cn=store,%s\\nchangetype: modify\\nreplace: dkmStoreId\\ndkmStoreId: %s\\n' | "
+                 "ldapmodify -x -H '%s' -D '%s' -w '%s' >/dev/null",
+                 TEST_SLAPD_BASE, hex, test_slapd_uri(0), TEST_SLAPD_ROOT_DN, TEST_SLAPD_PASSWORD);
+        ck_assert_msg(system(cmd) == 0, "%s", cmd);
+}
+
+static char host2_conf_path[256];
+
+/* The other host: a fleet.conf of its own (host2, provider 0 only). */
+static FleetConn *host2_connect(void) {
+        _cleanup_(fleet_config_freep) FleetConfig *c = NULL;
+        static FleetConfig *keep;
+        FleetConfigError e = {};
+        FleetConn *conn = NULL;
+
+        ck_assert_int_eq(fleet_config_load(host2_conf_path, &c, &e), 0);
+        ck_assert_msg(fleet_connect(c, &conn) == 0, "host2: %s", fleet_last_error());
+        /* The connection borrows its config for as long as it lives: the test's. */
+        fleet_config_free(keep);
+        keep = TAKE_PTR(c);
+        return conn;
+}
+
+/* host2 rolls the group over: the directory's copy into its own store (a copy of this host's,
+ * like every host of one fleet), a new active generation, published on that revision. */
+static uint64_t host2_rollover(const char *host2_state, const char *group) {
+        _cleanup_(fleet_conn_freep) FleetConn *conn = host2_connect();
+        _cleanup_(fleet_group_freep) FleetGroup *g = NULL;
+        _cleanup_store_ Store *s = NULL;
+        _cleanup_free_ char *text = NULL;
+        uint64_t published = 0;
+        uint32_t number;
+        size_t size;
+
+        ck_assert_msg(fleet_group_get(conn, group, &g) == 0, "host2 get: %s", fleet_last_error());
+        ck_assert_int_eq(store_open(host2_state, &s), 0);
+        ck_assert_int_eq(store_unlock(s, NULL), 0);
+        ck_assert_int_eq(store_group_import(s, group, g->text, g->size), 0);
+        ck_assert_int_eq(store_rollover(s, group, &number), 0);
+        ck_assert_int_eq(store_group_export(s, group, &text, &size), 0);
+        ck_assert_msg(fleet_group_put(conn, group, text, size, g->revision, &published) == 0, "host2 put: %s",
+                      fleet_last_error());
+        return number;
+}
+
+static uint64_t directory_revision(const char *group) {
+        _cleanup_(fleet_conn_freep) FleetConn *conn = host2_connect();
+        _cleanup_(fleet_group_freep) FleetGroup *g = NULL;
+
+        return fleet_group_get(conn, group, &g) == 0 ? g->revision : 0;
+}
+
+/* ---- dkmd's side, over its bus ---- */
+
+static char *mgr_s(const char *property) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        char *s = NULL;
+
+        ck_assert_msg(sd_bus_get_property_string(bus, SVC, MGR_PATH, MGR_IFACE, property, &e, &s) >= 0, "%s: %s",
+                      property, e.message ?: "");
+        return s;
+}
+
+static bool wait_fleet_state(const char *want, unsigned ms) {
+        for (unsigned waited = 0;; waited += 100) {
+                _cleanup_free_ char *s = mgr_s("FleetState");
+
+                if (strcmp(s, want) == 0)
+                        return true;
+                if (waited >= ms)
+                        return false;
+                sleep_ms(100);
+        }
+}
+
+static uint32_t active_generation(const char *gpath) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
+        uint32_t v = 0;
+
+        ck_assert_int_ge(sd_bus_get_property_trivial(bus, SVC, gpath, GROUP_IFACE, "ActiveGeneration", NULL, 'u', &v),
+                         0);
+        return v;
+}
+
+/* How long until dkmd's group has generation want active (µs); fails after ms. */
+static uint64_t wait_active(const char *gpath, uint32_t want, unsigned ms) {
+        uint64_t t0 = now_usec();
+
+        while (active_generation(gpath) != want) {
+                ck_assert_msg(now_usec() - t0 < (uint64_t) ms * 1000U, "generation %u not active after %u ms (is %u)",
+                              want, ms, active_generation(gpath));
+                sleep_ms(20);
+        }
+        return now_usec() - t0;
+}
+
+static char *create_group(const char *name) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *path;
+
+        ck_assert_msg(sd_bus_call_method(bus, SVC, MGR_PATH, MGR_IFACE, "CreateGroup", &e, &reply, "sua{sv}", name,
+                                         (uint32_t) TW.gid, 0) >= 0,
+                      "CreateGroup %s: %s: %s", name, e.name ?: "", e.message ?: "");
+        ck_assert_int_ge(sd_bus_message_read(reply, "o", &path), 0);
+        return strdup(path);
+}
+
+static void rollover(const char *gpath, const char *error) {
+        TestCall c;
+
+        (void) test_call_as(NULL, &c, gpath, GROUP_IFACE, "Rollover", NULL);
+        if (error)
+                ck_assert_msg(c.r < 0 && strcmp(c.error, error) == 0, "Rollover: %s (%s), want %s", c.error,
+                              c.message, error);
+        else
+                ck_assert_msg(c.r >= 0, "Rollover: %s: %s", c.error, c.message);
+}
+
+/* ---- the member, with the dkm CLI ---- */
+
+static void encrypt_as_member(const char *group, const char *path, const char *text) {
+        TestCreds member = test_creds_member();
+        TestRun r;
+        int fd;
+
+        test_run(&r, text, strlen(text), &member,
+                 (char *const[]){ (char *) test_env_path("DKM_CLI"), (char *) "encrypt", (char *) "-g", (char *) group,
+                                  NULL });
+        ck_assert_msg(r.status == 0, "encrypt: %s", r.err);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(loop_write(fd, r.out, r.out_size), 0);
+        close(fd);
+        test_run_free(&r);
+}
+
+static void member_decrypts(const char *path, const char *want) {
+        TestCreds member = test_creds_member();
+        TestRun r;
+
+        test_run(&r, NULL, 0, &member,
+                 (char *const[]){ (char *) test_env_path("DKM_CLI"), (char *) "decrypt", (char *) "-i", (char *) path,
+                                  NULL });
+        ck_assert_msg(r.status == 0, "decrypt %s: status %d: %s", path, r.status, r.err);
+        ck_assert_msg(r.out_size == strlen(want) && memcmp(r.out, want, r.out_size) == 0, "other plaintext");
+        test_run_free(&r);
+}
+
+/* ---- the test ---- */
+
+START_TEST(test_follow_and_partition) {
+        const char *group = test_key_group("fleet");
+        char dir[128], state[160], host2[160], conf[256], text[1024], id[33], ct[4][300], cmd[600];
+        _cleanup_free_ char *gpath = NULL, *uri = NULL;
+        uint64_t took, rev;
+
+        test_slapd_start(2);
+        test_slapd_populate();
+
+        snprintf(dir, sizeof(dir), "%s/fleet", TW.dir);
+        ck_assert_int_eq(mkdir(dir, 0700), 0);
+        snprintf(state, sizeof(state), "%s/state", dir);
+        ck_assert_int_eq(setenv("DKM_STATE_DIR", state, 1), 0);
+        ck_assert_int_eq(test_store("init"), 0);
+        store_id_hex(state, id);
+        directory_set_store_id(id);
+        /* host2 holds the same store (one fleet, one root key): a copy, made before any group. */
+        snprintf(host2, sizeof(host2), "%s/host2", dir);
+        snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", state, host2);
+        ck_assert_int_eq(system(cmd), 0);
+
+        /* This host follows provider 1 only: stopping it is this host's partition. */
+        snprintf(conf, sizeof(conf), "%s/fleet.conf", dir);
+        snprintf(text, sizeof(text), "Uris=%s\nBase=%s\nBindDN=%s\nBindPasswordFile=%s\nHost=host1\nTimeout=1s\n",
+                 test_slapd_uri(1), TEST_SLAPD_BASE, TEST_SLAPD_ID("host1"), test_slapd_password_file());
+        write_text(conf, text);
+        snprintf(host2_conf_path, sizeof(host2_conf_path), "%s/fleet-host2.conf", dir);
+        snprintf(text, sizeof(text), "Uris=%s\nBase=%s\nBindDN=%s\nBindPasswordFile=%s\nHost=host2\nTimeout=1s\n",
+                 test_slapd_uri(0), TEST_SLAPD_BASE, TEST_SLAPD_ID("host2"), test_slapd_password_file());
+        write_text(host2_conf_path, text);
+
+        snprintf(cmd, sizeof(cmd), "--fleet=%s", conf);
+        test_dkmd_start((const char *const[]){ cmd, NULL });
+        ck_assert_msg(wait_fleet_state("connected", 5000), "not connected: %s", test_dkmd_log());
+        uri = mgr_s("FleetUri");
+        ck_assert_str_eq(uri, test_slapd_uri(1));
+
+        /* A group made here is in the directory (revision 1) before it is in the kernel. */
+        gpath = create_group(group);
+        for (int i = 0; i < 50 && directory_revision(group) != 1; i++)
+                sleep_ms(100);
+        ck_assert_uint_eq(directory_revision(group), 1);
+        for (int i = 0; i < 4; i++)
+                snprintf(ct[i], sizeof(ct[i]), "%s/%s-%d", TW.work_dir, group, i);
+        encrypt_as_member(group, ct[1], "one");
+        member_decrypts(ct[1], "one");
+
+        /* host2 rolls over: this host's kernel has generation 2 active within seconds. */
+        rev = directory_revision(group);
+        ck_assert_uint_eq(host2_rollover(host2, group), 2);
+        took = wait_active(gpath, 2, 5000);
+        fprintf(stderr, "fleet: host2's rollover active on this host after %.1f ms\n", (double) took / 1000.0);
+        ck_assert_uint_gt(directory_revision(group), rev);
+        encrypt_as_member(group, ct[2], "two");
+        member_decrypts(ct[1], "one");
+        member_decrypts(ct[2], "two");
+
+        /* Partition: no server of this host's list answers. It keeps serving, refuses changes, and
+         * host2 goes on through provider 0. */
+        test_slapd_stop(1);
+        ck_assert_msg(wait_fleet_state("partitioned", 5000), "still connected after its server stopped");
+        rollover(gpath, E_FLEET_UNAVAILABLE);
+        ck_assert_uint_eq(active_generation(gpath), 2);
+        member_decrypts(ct[2], "two");
+        ck_assert_uint_eq(host2_rollover(host2, group), 3);
+        member_decrypts(ct[1], "one");
+
+        /* Back: provider 1 catches up from provider 0, this host from its cookie. */
+        test_slapd_restart(1);
+        ck_assert_msg(wait_fleet_state("connected", 20000), "not reconnected");
+        took = wait_active(gpath, 3, 20000);
+        fprintf(stderr, "fleet: caught up with generation 3 %.1f ms after reconnecting\n", (double) took / 1000.0);
+        encrypt_as_member(group, ct[3], "three");
+        member_decrypts(ct[3], "three");
+        member_decrypts(ct[1], "one");
+
+        /* A change made here again: published on the directory's latest revision. */
+        rev = directory_revision(group);
+        rollover(gpath, NULL);
+        ck_assert_uint_eq(active_generation(gpath), 4);
+        for (int i = 0; i < 50 && directory_revision(group) <= rev; i++)
+                sleep_ms(100);
+        ck_assert_uint_gt(directory_revision(group), rev);
+
+        ck_assert_int_eq(test_dkmd_stop(false), 0);
+        test_slapd_cleanup();
+}
+END_TEST
+
+static void bus_up(void) {
+        test_bus_start();
+}
+
+static void bus_down(void) {
+        test_bus_stop();
+}
+
+static Suite *make_suite(bool integration) {
+        Suite *s = suite_create("fleet-dkmd");
+        TCase *tc = tcase_create("fleet");
+
+        if (integration) {
+                tcase_set_timeout(tc, 120);
+                tcase_add_unchecked_fixture(tc, bus_up, bus_down);
+                tcase_add_test(tc, test_follow_and_partition);
+                suite_add_tcase(s, tc);
+        }
+        return s;
+}
+
+int main(void) {
+        int r;
+
+        test_slapd_init();
+        r = test_world_main(make_suite, key_group_tags);
+        test_slapd_finish();
+        return r;
+}
