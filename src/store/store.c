@@ -383,8 +383,9 @@ int store_lock(Store *s, int *ret_fd) {
         return 0;
 }
 
-static int init_locked(Store *s, const Secret *passphrase) {
-        _cleanup_strv_free_ char **groups = NULL, **protectors = NULL;
+/* What init and join share: the directory is not a store yet, and holds no group file. */
+static int check_new_store(Store *s) {
+        _cleanup_strv_free_ char **groups = NULL;
         struct stat st;
         int r;
 
@@ -399,7 +400,17 @@ static int init_locked(Store *s, const Secret *passphrase) {
         if (groups[0])
                 return store_error(s, -EEXIST, STORE_GROUPS_DIR, "holds group files but the store has no format "
                                    "file; refusing to initialize over them");
+        return 0;
+}
 
+static int init_locked(Store *s, const void *userdata) {
+        const Secret *passphrase = userdata;
+        _cleanup_strv_free_ char **protectors = NULL;
+        int r;
+
+        r = check_new_store(s);
+        if (r < 0)
+                return r;
         /* Without a format file and groups, protectors can only be an interrupted init's: they
          * guard a root key that wraps nothing. */
         r = store_list_dir(s->protectors_fd, STORE_PROTECTOR_SUFFIX, &protectors);
@@ -425,55 +436,21 @@ static int init_locked(Store *s, const Secret *passphrase) {
         return write_format(s);
 }
 
-int store_init(const char *dir, const Secret *passphrase, Store **ret) {
-        _cleanup_store_ Store *s = NULL;
-        _cleanup_close_ int lock_fd = -EBADF;
-        int r;
-
-        open_error[0] = 0;
-        r = crypt_init();
-        if (r < 0)
-                return r;
-        r = store_new(dir, &s);
-        if (r < 0)
-                return r;
-        r = open_state_dir(s, true);
-        if (r >= 0)
-                r = store_lock(s, &lock_fd);
-        if (r >= 0)
-                r = init_locked(s, passphrase);
-        if (r < 0) {
-                (void) store_finish(s, r);
-                memcpy(open_error, s->error, sizeof(open_error));
-                return r;
-        }
-        *ret = TAKE_PTR(s);
-        return 0;
-}
-
 /* A store that joins a fleet: its identity is the fleet's, and its root key comes later, sealed
  * to this host by an enrolled one (an x25519 protector); until then it holds no protector. */
-static int join_locked(Store *s, const uint8_t id[static STORE_ID_BYTES]) {
-        _cleanup_strv_free_ char **groups = NULL;
-        struct stat st;
+static int join_locked(Store *s, const void *userdata) {
         int r;
 
-        if (fstatat(s->dir_fd, STORE_FORMAT_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0)
-                return store_error(s, -EEXIST, NULL, "already a dkm key store");
-        r = open_subdirs(s, true);
+        r = check_new_store(s);
         if (r < 0)
                 return r;
-        r = store_list_dir(s->groups_fd, STORE_GROUP_SUFFIX, &groups);
-        if (r < 0)
-                return store_error(s, r, STORE_GROUPS_DIR, "cannot list: %s", strerror(-r));
-        if (groups[0])
-                return store_error(s, -EEXIST, STORE_GROUPS_DIR, "holds group files but the store has no format "
-                                   "file; refusing to initialize over them");
-        memcpy(s->id, id, STORE_ID_BYTES);
+        memcpy(s->id, userdata, STORE_ID_BYTES);
         return write_format(s);
 }
 
-int store_join(const char *dir, const uint8_t id[static STORE_ID_BYTES], Store **ret) {
+/* Make dir (0700) a new store under the write lock; fill writes its first files. */
+static int create_store(const char *dir, int (*fill)(Store *s, const void *userdata), const void *userdata,
+                        Store **ret) {
         _cleanup_store_ Store *s = NULL;
         _cleanup_close_ int lock_fd = -EBADF;
         int r;
@@ -489,7 +466,7 @@ int store_join(const char *dir, const uint8_t id[static STORE_ID_BYTES], Store *
         if (r >= 0)
                 r = store_lock(s, &lock_fd);
         if (r >= 0)
-                r = join_locked(s, id);
+                r = fill(s, userdata);
         if (r < 0) {
                 (void) store_finish(s, r);
                 memcpy(open_error, s->error, sizeof(open_error));
@@ -497,6 +474,14 @@ int store_join(const char *dir, const uint8_t id[static STORE_ID_BYTES], Store *
         }
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+int store_init(const char *dir, const Secret *passphrase, Store **ret) {
+        return create_store(dir, init_locked, passphrase, ret);
+}
+
+int store_join(const char *dir, const uint8_t id[static STORE_ID_BYTES], Store **ret) {
+        return create_store(dir, join_locked, id, ret);
 }
 
 void store_id(const Store *s, uint8_t ret[static STORE_ID_BYTES]) {
