@@ -30,7 +30,8 @@ const char *test_env_path(const char *name) {
         return p;
 }
 
-static pid_t spawn(char *const argv[], int keep_fd, const char *log) {
+pid_t test_spawn(char *const argv[], char *const envp[], int keep_fd, const char *log, void (*enter)(void *userdata),
+                 void *userdata) {
         pid_t parent = getpid(), pid;
 
         fflush(NULL);
@@ -47,13 +48,27 @@ static pid_t spawn(char *const argv[], int keep_fd, const char *log) {
                 }
                 if (keep_fd >= 0 && fcntl(keep_fd, F_SETFD, 0) < 0)
                         _exit(126);
-                execv(argv[0], argv);
+                if (enter) {
+                        enter(userdata);
+                        /* New credentials clear the parent-death signal: set it again. */
+                        (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+                        if (getppid() != parent)
+                                _exit(126);
+                }
+                if (envp)
+                        execve(argv[0], argv, envp);
+                else
+                        execv(argv[0], argv);
                 _exit(127);
         }
         return pid;
 }
 
-static void write_bus_config(const char *path, const char *socket) {
+static pid_t spawn(char *const argv[], int keep_fd, const char *log) {
+        return test_spawn(argv, NULL, keep_fd, log, NULL, NULL);
+}
+
+void test_bus_write_config(const char *path, const char *socket) {
         FILE *f = fopen(path, "we");
 
         ck_assert_ptr_nonnull(f);
@@ -107,27 +122,23 @@ static bool name_has_owner(void) {
         return has;
 }
 
-void test_bus_start(void) {
-        char config[160], socket[160], address[512] = "", fdarg[32];
+pid_t test_bus_spawn(const char *config, char *const envp[], const char *log, void (*enter)(void *userdata),
+                     void *userdata, char *address, size_t size) {
+        char fdarg[32];
         int pipefd[2];
         ssize_t n;
         size_t got = 0;
+        pid_t pid;
 
-        snprintf(bus_dir, sizeof(bus_dir), "%s/bus", TW.dir);
-        ck_assert_int_eq(mkdir(bus_dir, 0755), 0);
-        snprintf(config, sizeof(config), "%s/bus.conf", bus_dir);
-        snprintf(socket, sizeof(socket), "%s/system_bus_socket", bus_dir);
-        snprintf(dkmd_log, sizeof(dkmd_log), "%s/dkmd.log", bus_dir);
-        write_bus_config(config, socket);
-
+        ck_assert_uint_gt(size, 1);
         ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
         snprintf(fdarg, sizeof(fdarg), "--print-address=%d", pipefd[1]);
-        dbus_pid = spawn((char *const[]){ (char *) "/usr/bin/dbus-daemon", (char *) "--nofork", (char *) "--nosyslog",
-                                          (char *) "--config-file", config, fdarg, NULL },
-                         pipefd[1], NULL);
+        pid = test_spawn((char *const[]){ (char *) "/usr/bin/dbus-daemon", (char *) "--nofork", (char *) "--nosyslog",
+                                          (char *) "--config-file", (char *) config, fdarg, NULL },
+                         envp, pipefd[1], log, enter, userdata);
         close(pipefd[1]);
         /* The address line is written once the socket listens: no polling for the bus. */
-        while (got + 1 < sizeof(address) && (n = read(pipefd[0], address + got, sizeof(address) - 1 - got)) > 0) {
+        while (got + 1 < size && (n = read(pipefd[0], address + got, size - 1 - got)) > 0) {
                 got += (size_t) n;
                 if (memchr(address, '\n', got))
                         break;
@@ -136,6 +147,20 @@ void test_bus_start(void) {
         address[got] = 0;
         ck_assert_msg(strchr(address, '\n'), "dbus-daemon printed no address");
         *strchr(address, '\n') = 0;
+        return pid;
+}
+
+void test_bus_start(void) {
+        char config[160], socket[160], address[512] = "";
+
+        snprintf(bus_dir, sizeof(bus_dir), "%s/bus", TW.dir);
+        ck_assert_int_eq(mkdir(bus_dir, 0755), 0);
+        snprintf(config, sizeof(config), "%s/bus.conf", bus_dir);
+        snprintf(socket, sizeof(socket), "%s/system_bus_socket", bus_dir);
+        snprintf(dkmd_log, sizeof(dkmd_log), "%s/dkmd.log", bus_dir);
+        test_bus_write_config(config, socket);
+
+        dbus_pid = test_bus_spawn(config, NULL, NULL, NULL, NULL, address, sizeof(address));
         ck_assert_int_eq(setenv("DBUS_SYSTEM_BUS_ADDRESS", address, 1), 0);
 }
 
@@ -180,7 +205,7 @@ static bool process_dead(pid_t pid) {
         return !p || p[1] == 0 || p[2] == 'Z' || p[2] == 'X';
 }
 
-static int stop(pid_t *pid, int sig) {
+int test_stop_pid(pid_t *pid, int sig) {
         int status = -1;
 
         if (*pid <= 0)
@@ -200,14 +225,14 @@ static int stop(pid_t *pid, int sig) {
         return status;
 }
 
-int test_dkmd_stop(bool hard) {
+int test_dkmd_stop_pid(pid_t *pid, const char *log, bool hard) {
         char line[512];
-        int status = stop(&dkmd_pid, hard ? SIGKILL : SIGTERM);
+        int status = test_stop_pid(pid, hard ? SIGKILL : SIGTERM);
         bool said_stopped = false;
         FILE *f;
 
         /* dkmd's log goes into the test log, for whoever reads a failure; then starts afresh. */
-        f = fopen(dkmd_log, "re");
+        f = fopen(log, "re");
         if (f) {
                 while (fgets(line, sizeof(line), f)) {
                         fprintf(stderr, "  | %s", line);
@@ -219,9 +244,13 @@ int test_dkmd_stop(bool hard) {
                 status = 0;
         fprintf(stderr, "dkmd %s %d\n", WIFSIGNALED(status) ? "killed by signal" : "exit status",
                 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-        if (truncate(dkmd_log, 0) < 0 && errno != ENOENT)
-                fprintf(stderr, "truncating %s: %m\n", dkmd_log);
+        if (truncate(log, 0) < 0 && errno != ENOENT)
+                fprintf(stderr, "truncating %s: %m\n", log);
         return status;
+}
+
+int test_dkmd_stop(bool hard) {
+        return test_dkmd_stop_pid(&dkmd_pid, dkmd_log, hard);
 }
 
 pid_t test_dkmd_pid(void) {
@@ -234,7 +263,7 @@ const char *test_dkmd_log(void) {
 
 void test_bus_stop(void) {
         (void) test_dkmd_stop(false);
-        (void) stop(&dbus_pid, SIGTERM);
+        (void) test_stop_pid(&dbus_pid, SIGTERM);
 }
 
 sd_bus *test_bus_open(void) {
@@ -249,8 +278,8 @@ void test_assert_bus_error(const sd_bus_error *e, const char *name) {
                       name);
 }
 
-int test_call_as(const TestCreds *c, TestCall *ret, const char *path, const char *iface, const char *method,
-                 const char *types, ...) {
+int test_call_as_in(void (*enter)(void *userdata), void *userdata, const TestCreds *c, TestCall *ret,
+                    const char *path, const char *iface, const char *method, const char *types, va_list ap) {
         static TestCall *shared = NULL;
         pid_t pid, parent = getpid();
 
@@ -264,8 +293,9 @@ int test_call_as(const TestCreds *c, TestCall *ret, const char *path, const char
                 sd_bus_error e = SD_BUS_ERROR_NULL;
                 sd_bus_message *reply = NULL;
                 sd_bus *bus = NULL;
-                va_list ap;
 
+                if (enter)
+                        enter(userdata);
                 if (c)
                         test_become(c);
                 /* Dies with the caller, so a failed check leaves no call behind. Set after the
@@ -275,9 +305,7 @@ int test_call_as(const TestCreds *c, TestCall *ret, const char *path, const char
                         _exit(95);
                 if (sd_bus_open_system(&bus) < 0)
                         _exit(80);
-                va_start(ap, types);
                 shared->r = sd_bus_call_methodv(bus, SVC, path, iface, method, &e, &reply, types, ap);
-                va_end(ap);
                 if (shared->r < 0) {
                         snprintf(shared->error, sizeof(shared->error), "%s", e.name ?: "");
                         snprintf(shared->message, sizeof(shared->message), "%s", e.message ?: "");
@@ -296,4 +324,15 @@ int test_call_as(const TestCreds *c, TestCall *ret, const char *path, const char
         ck_assert_int_eq(test_wait(pid), 0);
         *ret = *shared;
         return ret->r;
+}
+
+int test_call_as(const TestCreds *c, TestCall *ret, const char *path, const char *iface, const char *method,
+                 const char *types, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, types);
+        r = test_call_as_in(NULL, NULL, c, ret, path, iface, method, types, ap);
+        va_end(ap);
+        return r;
 }

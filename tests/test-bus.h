@@ -2,7 +2,9 @@
 /* A private system-type dbus-daemon and dkmd on it, for the tests of dkmd and dkmctl. */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 
@@ -47,6 +49,30 @@ const char *test_dkmd_log(void);
 
 sd_bus *test_bus_open(void);
 
+/* The pieces the functions above are made of, for harnesses that run buses and dkmd elsewhere
+ * (tests/test-hosts.c runs them inside user namespaces). */
+
+/* Fork and exec argv[0] with envp (NULL: this process's environment). The child dies with the
+ * caller (PR_SET_PDEATHSIG SIGTERM), appends stdout and stderr to log if given, keeps keep_fd
+ * (or -1) open across exec, and runs enter(userdata) (if given) just before exec: to enter a
+ * namespace or take other credentials; it must _exit() on failure. Returns the exec'd
+ * program's pid (no shell in between). */
+pid_t test_spawn(char *const argv[], char *const envp[], int keep_fd, const char *log, void (*enter)(void *userdata),
+                 void *userdata);
+/* A system-type bus configuration listening on socket: Debian's default-deny policy plus the
+ * project's policy file ($DKM_DBUS_POLICY), as test_bus_start() uses. */
+void test_bus_write_config(const char *path, const char *socket);
+/* dbus-daemon --nofork with config, spawned as by test_spawn(); waits until it listens and
+ * puts its address into address. Returns its pid. */
+pid_t test_bus_spawn(const char *config, char *const envp[], const char *log, void (*enter)(void *userdata),
+                     void *userdata, char *address, size_t size);
+/* Send sig to *pid and wait for it: waitpid() if it is a child, else by watching /proc (a
+ * test forked by Check is not the parent of what its runner started). *pid becomes -1. The
+ * status as waitpid() gave it; not a child: sig for SIGKILL, else -1. -1 if *pid <= 0. */
+int test_stop_pid(pid_t *pid, int sig);
+/* test_dkmd_stop() for the dkmd of pid and log. */
+int test_dkmd_stop_pid(pid_t *pid, const char *log, bool hard);
+
 /* The outcome of one method call made as another user. */
 typedef struct TestCall {
         int r;
@@ -61,4 +87,8 @@ struct TestCreds;
  * Returns ret->r. */
 int test_call_as(const struct TestCreds *c, TestCall *ret, const char *path, const char *iface, const char *method,
                  const char *types, ...);
+/* The same, with enter(userdata) run in the child before it takes c's credentials (e.g. to
+ * enter a host's namespaces and point DBUS_SYSTEM_BUS_ADDRESS at its bus). */
+int test_call_as_in(void (*enter)(void *userdata), void *userdata, const struct TestCreds *c, TestCall *ret,
+                    const char *path, const char *iface, const char *method, const char *types, va_list ap);
 void test_assert_bus_error(const sd_bus_error *e, const char *name);
