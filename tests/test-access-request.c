@@ -616,6 +616,17 @@ START_TEST(test_roundtrip_every_state) {
         roundtrip(&t);
         t = new_store_request(ACCESS_KIND_PROTECTOR_REMOVE, "local", NULL);
         roundtrip(&t);
+        /* fleet hosts: pending, done, failed */
+        t = new_store_request(ACCESS_KIND_HOST_ENROL, "web-2", NULL);
+        roundtrip(&t);
+        approve_all(&t);
+        access_close(&t, ACCESS_STATE_DONE, 0, NULL, NOW + 3 * SEC);
+        roundtrip(&t);
+        t = new_store_request(ACCESS_KIND_HOST_REMOVE, "web-3", NULL);
+        roundtrip(&t);
+        approve_all(&t);
+        access_close(&t, ACCESS_STATE_FAILED, 0, "no directory server answers", NOW + 3 * SEC);
+        roundtrip(&t);
         ck_assert_uint_eq(seen, (1U << _ACCESS_STATE_MAX) - 1);
 }
 END_TEST
@@ -914,6 +925,24 @@ START_TEST(test_store_wide) {
                                                    &p, NOW),
                          -EINVAL);
         ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_ACCESS, "", NULL, REQUESTER, "why", &p, NOW), -EINVAL);
+        /* the fleet host kinds name a host (the group name rule), never a spec */
+        ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_HOST_ENROL, "web-2", NULL, REQUESTER, "why", &p, NOW),
+                         0);
+        ck_assert(access_kind_is_store_wide(r.kind));
+        ck_assert_str_eq(r.target, "web-2");
+        ck_assert_str_eq(r.group, "");
+        ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_HOST_REMOVE, "web-2", NULL, REQUESTER, "why", &p, NOW),
+                         0);
+        ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_HOST_ENROL, "", NULL, REQUESTER, "why", &p, NOW),
+                         -EINVAL);
+        ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_HOST_ENROL, "Web 2", NULL, REQUESTER, "why", &p, NOW),
+                         -EINVAL);
+        ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_HOST_REMOVE, "web-2", "file", REQUESTER, "why", &p,
+                                                   NOW),
+                         -EINVAL);
+        ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_HOST_ENROL, "web-2", NULL, REQUESTER, "why", &none_p,
+                                                   NOW),
+                         -ACCESS_ERRNO_NO_APPROVERS);
         ck_assert_int_eq(access_request_init_store(&r, ACCESS_KIND_PURGE, "", NULL, REQUESTER, " ", &p, NOW),
                          -ACCESS_ERRNO_JUSTIFICATION_REQUIRED);
         /* no levels: a purge is never made alone */
@@ -948,9 +977,10 @@ END_TEST
  * fields of one kind are refused in another. */
 START_TEST(test_store_wide_files) {
         AccessRequest r = new_request(), p, purge = new_store_request(ACCESS_KIND_PURGE, "", NULL),
-                      add = new_store_request(ACCESS_KIND_PROTECTOR_ADD, "hsm", "tpm2 7,11");
+                      add = new_store_request(ACCESS_KIND_PROTECTOR_ADD, "hsm", "tpm2 7,11"),
+                      enrol = new_store_request(ACCESS_KIND_HOST_ENROL, "web-2", NULL);
         _cleanup_free_ char *body = body_of(&r), *old = NULL, *text = NULL, *pbody = body_of(&purge),
-                            *abody = body_of(&add);
+                            *abody = body_of(&add), *hbody = body_of(&enrol);
         char error[256] = "";
         size_t size;
 
@@ -980,6 +1010,18 @@ START_TEST(test_store_wide_files) {
         REFUSED(abody, "spec=tpm2 7,11\n", "spec=\n", "invalid spec for a protector-add request");
         REFUSED(abody, "state=pending\n", "state=scheduled\n", "protector-add request in state scheduled");
         REFUSED(body, "state=pending\n", "state=scheduled\n", "access request in state scheduled");
+        REFUSED(hbody, "target=web-2\n", "target=\n", "invalid target for a host-enrol request");
+        REFUSED(hbody, "spec=\n", "spec=file\n", "invalid spec for a host-enrol request");
+        REFUSED(hbody, "group=\n", "group=mail\n", "store-wide request names a group");
+        REFUSED(hbody, "state=pending\n", "state=scheduled\n", "host-enrol request in state scheduled");
+        {
+                _cleanup_free_ char *t = replace_once(hbody, "kind=host-enrol\n", "kind=host-remove\n");
+                _cleanup_free_ char *u = with_checksum(t, &size);
+
+                ck_assert_msg(access_request_parse(u, size, 1, &p, error, sizeof(error)) == 0, "%s", error);
+                ck_assert_int_eq(p.kind, ACCESS_KIND_HOST_REMOVE);
+                ck_assert_str_eq(p.target, "web-2");
+        }
 #undef REFUSED
 }
 END_TEST

@@ -25,6 +25,8 @@ static const char *const kind_names[_ACCESS_KIND_MAX] = {
         [ACCESS_KIND_PROTECTOR_ADD] = "protector-add",
         [ACCESS_KIND_PROTECTOR_REMOVE] = "protector-remove",
         [ACCESS_KIND_PURGE] = "purge",
+        [ACCESS_KIND_HOST_ENROL] = "host-enrol",
+        [ACCESS_KIND_HOST_REMOVE] = "host-remove",
 };
 
 static const char *const state_names[_ACCESS_STATE_MAX] = {
@@ -70,7 +72,13 @@ bool access_state_is_open(AccessState s) {
 }
 
 bool access_kind_is_store_wide(AccessKind k) {
-        return k == ACCESS_KIND_PROTECTOR_ADD || k == ACCESS_KIND_PROTECTOR_REMOVE || k == ACCESS_KIND_PURGE;
+        return k == ACCESS_KIND_PROTECTOR_ADD || k == ACCESS_KIND_PROTECTOR_REMOVE || k == ACCESS_KIND_PURGE ||
+               k == ACCESS_KIND_HOST_ENROL || k == ACCESS_KIND_HOST_REMOVE;
+}
+
+/* Every store-wide kind but purge names its object: a protector or a fleet host (same name rule). */
+static bool kind_has_target(AccessKind k) {
+        return access_kind_is_store_wide(k) && k != ACCESS_KIND_PURGE;
 }
 
 bool access_caller_in_group(const AccessCaller *c, gid_t gid) {
@@ -189,7 +197,7 @@ int access_request_init_store(AccessRequest *ret, AccessKind kind, const char *t
         if (!access_kind_is_store_wide(kind) || !target || requester == (uid_t) -1 || !policy ||
             store_policy_check(policy) < 0 || now_usec == 0 || now_usec == UINT64_MAX)
                 return -EINVAL;
-        if (kind == ACCESS_KIND_PURGE ? target[0] != 0 : !store_protector_name_is_valid(target))
+        if (kind_has_target(kind) ? !store_protector_name_is_valid(target) : target[0] != 0)
                 return -EINVAL;
         if (kind == ACCESS_KIND_PROTECTOR_ADD ? !spec_is_valid(spec) : (spec && spec[0]))
                 return -EINVAL;
@@ -438,9 +446,7 @@ static int check_target(const AccessRequest *r, KvError *e) {
                 return kverror_set(e, 0, r->generation == 0 ? "retire request names no generation"
                                                             : "%s request names a generation", kind_names[r->kind]);
         if (strnlen(r->target, sizeof(r->target)) == sizeof(r->target) ||
-            (r->kind == ACCESS_KIND_PROTECTOR_ADD || r->kind == ACCESS_KIND_PROTECTOR_REMOVE
-                     ? !store_protector_name_is_valid(r->target)
-                     : r->target[0] != 0))
+            (kind_has_target(r->kind) ? !store_protector_name_is_valid(r->target) : r->target[0] != 0))
                 return kverror_set(e, 0, "invalid target for a %s request", kind_names[r->kind]);
         if (strnlen(r->spec, sizeof(r->spec)) == sizeof(r->spec) ||
             (r->kind == ACCESS_KIND_PROTECTOR_ADD ? !spec_is_valid(r->spec) : r->spec[0] != 0))

@@ -42,6 +42,8 @@ typedef enum AccessKind {
         ACCESS_KIND_PROTECTOR_ADD = 2,    /* add protector `target` as `spec` says */
         ACCESS_KIND_PROTECTOR_REMOVE = 3, /* remove protector `target` */
         ACCESS_KIND_PURGE = 4,            /* destroy every key, after the store policy's delay */
+        ACCESS_KIND_HOST_ENROL = 5,       /* seal the root key for fleet host `target` (docs/FLEET.md) */
+        ACCESS_KIND_HOST_REMOVE = 6,      /* delete fleet host `target`'s protector file from the directory */
         _ACCESS_KIND_MAX,
 } AccessKind;
 
@@ -59,7 +61,8 @@ typedef enum AccessState {
         _ACCESS_STATE_MAX,
 } AccessState;
 
-const char *access_kind_to_string(AccessKind k); /* "access", "retire", "protector-add", "protector-remove", "purge" */
+/* "access", "retire", "protector-add", "protector-remove", "purge", "host-enrol", "host-remove" */
+const char *access_kind_to_string(AccessKind k);
 int access_kind_from_string(const char *s, AccessKind *ret);
 const char *access_state_to_string(AccessState s); /* "pending", "granted", ... as above, lowercase */
 int access_state_from_string(const char *s, AccessState *ret);
@@ -76,7 +79,8 @@ typedef struct AccessRequest {
         AccessKind kind;
         char group[STORE_GROUP_NAME_MAX + 1];
         uint32_t generation; /* retire: the generation; access: 0 */
-        /* Store-wide kinds: group is "" and target the protector's name ("" for purge); spec is
+        /* Store-wide kinds: group is "" and target the protector's name, or the fleet host's for
+         * host-enrol/host-remove ("" for purge); spec is
          * protector-add's "file", "pkcs11 URI" or "tpm2 PCR,PCR" ("tpm2" without PCRs). */
         char target[STORE_PROTECTOR_NAME_MAX + 1];
         char spec[ACCESS_SPEC_MAX + 1];
@@ -123,7 +127,8 @@ int access_request_init(AccessRequest *ret, AccessKind kind, const char *group, 
                         const StoreGroupPolicy *policy, uint64_t now_usec) _warn_unused_result_;
 
 /* The same for the store-wide kinds, approved at the levels of the store policy. target: a valid
- * protector name for the protector kinds, "" for purge (-EINVAL otherwise); spec: for
+ * protector name for the protector kinds, a valid host name (the same rule) for the host kinds,
+ * "" for purge (-EINVAL otherwise); spec: for
  * protector-add only, non-empty printable text up to ACCESS_SPEC_MAX bytes (-EINVAL).
  * -ACCESS_ERRNO_NO_APPROVERS if policy has no level; justification as above. Deadline: created +
  * STORE_REQUEST_TIMEOUT_DEFAULT_USEC. */
@@ -189,10 +194,12 @@ int access_request_load_all(int dirfd, AccessRequest **ret, size_t *ret_n, char 
  * written only on success. Format: -EINVAL as access_request_save(). The file:
  *     format=2
  *     id=7
- *     kind=access                       access | retire | protector-add | protector-remove | purge
+ *     kind=access                       access | retire | protector-add | protector-remove | purge |
+ *                                       host-enrol | host-remove
  *     group=mail-creds                  empty for the store-wide kinds
  *     generation=0                      retire: the generation
- *     target=                           protector kinds: the protector (not in format 1 files)
+ *     target=                           protector kinds: the protector; host kinds: the host (not in
+ *                                       format 1 files)
  *     spec=                             protector-add: kvbuf_put_escaped() (not in format 1 files)
  *     requester=1000
  *     justification=INC-4711            kvbuf_put_escaped()

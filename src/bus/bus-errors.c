@@ -90,6 +90,10 @@ static const char *error_name(int r) {
                 return BUS_ERROR_FLEET_CONFLICT;
         case MANAGER_ERRNO_FLEET_UNAVAILABLE:
                 return BUS_ERROR_FLEET_UNAVAILABLE;
+        case MANAGER_ERRNO_NOT_IN_FLEET:
+                return BUS_ERROR_NOT_IN_FLEET;
+        case MANAGER_ERRNO_NO_SUCH_HOST:
+                return BUS_ERROR_NO_SUCH_HOST;
         default:
                 return BUS_ERROR_STORE_ERROR;
         }
@@ -172,6 +176,11 @@ static const char *reason(int r) {
         case MANAGER_ERRNO_FLEET_UNAVAILABLE:
                 return "no directory server of the fleet answers: the fleet's groups cannot change now (the keys "
                        "in the kernel keep working)";
+        case MANAGER_ERRNO_NOT_IN_FLEET:
+                return "this dkmd is not in a fleet (started without --fleet=)";
+        case MANAGER_ERRNO_NO_SUCH_HOST:
+                return "the fleet's directory has no entry cn=HOST,ou=hosts with a public key for it (the "
+                       "directory's administrators add it: docs/FLEET.md, \"Host enrolment\")";
         default:
                 return strerror(-r);
         }

@@ -39,6 +39,8 @@
 #define BUS_ERROR_PCR_MISMATCH "org.dkm.KeyManager1.Error.PcrMismatch"
 #define BUS_ERROR_FLEET_CONFLICT "org.dkm.KeyManager1.Error.FleetConflict"
 #define BUS_ERROR_FLEET_UNAVAILABLE "org.dkm.KeyManager1.Error.FleetUnavailable"
+#define BUS_ERROR_NOT_IN_FLEET "org.dkm.KeyManager1.Error.NotInFleet"
+#define BUS_ERROR_NO_SUCH_HOST "org.dkm.KeyManager1.Error.NoSuchHost"
 
 /* Internal codes for refusals that have no natural errno (more in manager.h). Chosen from codes
  * the store, loader and sd-bus never return for other reasons, so the mapping stays unambiguous. */

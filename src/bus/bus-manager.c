@@ -232,6 +232,12 @@ static const sd_bus_vtable manager_vtable[] = {
                                  SD_BUS_PARAM(request), bus_method_remove_protector, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Purge", "s", SD_BUS_PARAM(justification), "o", SD_BUS_PARAM(request),
                                  bus_method_purge, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("EnrollHost", "ss", SD_BUS_PARAM(host) SD_BUS_PARAM(justification), "o",
+                                 SD_BUS_PARAM(request), bus_method_enroll_host, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("RemoveHost", "ss", SD_BUS_PARAM(host) SD_BUS_PARAM(justification), "o",
+                                 SD_BUS_PARAM(request), bus_method_remove_host, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListHosts", NULL, , "a(sss)", SD_BUS_PARAM(hosts), bus_method_list_hosts,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

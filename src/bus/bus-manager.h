@@ -97,3 +97,8 @@ int bus_method_purge(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 int bus_store_property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
                            sd_bus_message *reply, void *userdata, sd_bus_error *error);
 void bus_emit_store_state_changed(sd_bus *bus);
+
+/* Manager methods of the fleet's hosts (bus-fleet.c). */
+int bus_method_enroll_host(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_remove_host(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_list_hosts(sd_bus_message *msg, void *userdata, sd_bus_error *error);

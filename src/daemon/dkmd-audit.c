@@ -47,6 +47,8 @@ static const struct {
         { "purge-scheduled", "73f90bd84cef6e5a0121ebdf145b2be1", LOG_CRIT },
         { "purge-cancel", "87dd69f6b7a62794d29cf5df1f9d89d0", LOG_WARNING },
         { "purge", "04d9ce21d84e259d77f71082b859e823", LOG_CRIT },
+        { "host-enrol", "c6bf541a9eca4c63a8a55aab8227edbc", LOG_WARNING },
+        { "host-remove", "fbdb11a01c9e48fb90c0ad6fff0d3061", LOG_WARNING },
 };
 
 const char *dkmd_audit_message_id(const char *event) {

@@ -32,6 +32,9 @@ struct DkmdFleet {
         char *pulled_name, *pulled_text;
         size_t pulled_size;
         sd_event_source *io, *timer;
+        sd_event_source *enrol_timer; /* while this host waits for its enrolment: CLOCK_MONOTONIC */
+        char *installed;              /* the protector file last installed from this host's entry */
+        size_t installed_size;
         int io_fd;
         bool partitioned; /* the follower's last report: no server answered */
         void (*changed)(void *userdata);
@@ -77,35 +80,55 @@ static int import(DkmdFleet *f, const char *name, const char *text, size_t size)
         return 1;
 }
 
+/* The directory's copy of name, from a server that is not behind this host: revisions only grow,
+ * so a server that shows an older one (a provider restarted and still catching up) would have
+ * this host change a stale copy, and the replication between providers would then keep one of two
+ * conflicting writes. Such a server gets a moment to catch up; then the change is refused. */
+#define STALE_RETRIES 5
+#define STALE_WAIT_MSEC 200
+
+static int get_current(DkmdFleet *f, const char *name, uint64_t known, FleetGroup **ret) {
+        for (unsigned try = 0;; try++) {
+                int r = fleet_group_get(f->conn, name, ret);
+
+                if (r < 0 && r != -ENOENT) {
+                        log_fleet("cannot read group %s from the directory: %s", name, fleet_last_error());
+                        return fleet_errno(r);
+                }
+                if ((r == -ENOENT ? 0 : (*ret)->revision) >= known)
+                        return r;
+                *ret = fleet_group_free(*ret);
+                if (try == STALE_RETRIES) {
+                        log_fleet("%s is behind: group %s at an older revision than %llu; refusing to change it now",
+                                  fleet_conn_uri(f->conn) ?: "the directory", name, (unsigned long long) known);
+                        return -MANAGER_ERRNO_FLEET_UNAVAILABLE;
+                }
+                (void) nanosleep(&(struct timespec) { 0, STALE_WAIT_MSEC * 1000000L }, NULL);
+        }
+}
+
 static int on_pull(void *userdata, const char *name) {
         DkmdFleet *f = userdata;
         _cleanup_(fleet_group_freep) FleetGroup *g = NULL;
-        uint64_t *rev;
+        uint64_t *rev = revision_slot(f, name);
         int r;
 
+        if (!rev)
+                return -ENOMEM;
         free(f->pulled_name);
         free(f->pulled_text);
         f->pulled_name = f->pulled_text = NULL;
-        r = fleet_group_get(f->conn, name, &g);
+        r = get_current(f, name, *rev, &g);
         if (r == -ENOENT) {
                 /* New to the directory: published with expected revision 0. */
-                rev = revision_slot(f, name);
-                if (!rev)
-                        return -ENOMEM;
-                *rev = 0;
                 f->pulled_name = strdup(name);
                 return f->pulled_name ? 0 : -ENOMEM;
         }
-        if (r < 0) {
-                log_fleet("cannot read group %s from the directory: %s", name, fleet_last_error());
-                return fleet_errno(r);
-        }
+        if (r < 0)
+                return r;
         r = import(f, name, g->text, g->size);
         if (r < 0)
                 return r;
-        rev = revision_slot(f, name);
-        if (!rev)
-                return -ENOMEM;
         *rev = g->revision;
         f->pulled_name = strdup(name);
         f->pulled_text = TAKE_PTR(g->text);
@@ -269,6 +292,116 @@ static const char *on_uri(void *userdata) {
         return dkmd_fleet_uri(userdata);
 }
 
+/* ---- hosts: enrolment by an enrolled host, and the list ---- */
+
+static int host_errno(int r) {
+        if (r == -ENOENT)
+                return -MANAGER_ERRNO_NO_SUCH_HOST;
+        return fleet_errno(r);
+}
+
+static int on_host_get(void *userdata, const char *host, char ret_public_key[static 65], bool *ret_enrolled) {
+        DkmdFleet *f = userdata;
+        _cleanup_(fleet_host_freep) FleetHost *h = NULL;
+        int r;
+
+        r = fleet_host_get(f->conn, host, &h);
+        if (r == -EACCES || r == -EPROTO) {
+                /* An entry without a (valid) public key is no approval of a host. */
+                log_fleet("host %s: %s", host, fleet_last_error());
+                return -MANAGER_ERRNO_NO_SUCH_HOST;
+        }
+        if (r < 0) {
+                if (r != -ENOENT)
+                        log_fleet("cannot read host %s from the directory: %s", host, fleet_last_error());
+                return host_errno(r);
+        }
+        memcpy(ret_public_key, h->public_key, FLEET_PUBLIC_KEY_HEX + 1);
+        *ret_enrolled = h->protector != NULL;
+        return 0;
+}
+
+static int unhex(const char *s, uint8_t *out, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                unsigned v;
+
+                if (sscanf(s + 2 * i, "%2x", &v) != 1)
+                        return -EINVAL;
+                out[i] = (uint8_t) v;
+        }
+        return s[2 * n] == 0 ? 0 : -EINVAL;
+}
+
+static int on_enrol(void *userdata, const char *host, const char *public_key_hex) {
+        DkmdFleet *f = userdata;
+        _cleanup_free_ char *text = NULL;
+        uint8_t pk[STORE_X25519_KEY_BYTES];
+        char name[STORE_PROTECTOR_NAME_MAX + 1];
+        size_t size = 0;
+        int r;
+
+        if (strlen(public_key_hex) != 2 * STORE_X25519_KEY_BYTES || unhex(public_key_hex, pk, sizeof(pk)) < 0)
+                return -EINVAL;
+        if ((size_t) snprintf(name, sizeof(name), "fleet-%s", host) >= sizeof(name))
+                return -EINVAL;
+        /* The protector file holds the protector key sealed to the host's public key: nothing
+         * anyone but that host can open. */
+        r = store_protector_seal_for_host(f->manager->store, name, pk, &text, &size);
+        if (r < 0) {
+                log_fleet("cannot seal the root key for host %s: %s", host,
+                          store_last_error(f->manager->store) ?: strerror(-r));
+                return r;
+        }
+        r = fleet_host_put(f->conn, host, NULL, text, size);
+        if (r < 0) {
+                log_fleet("cannot publish host %s's protector: %s", host, fleet_last_error());
+                return host_errno(r);
+        }
+        log_fleet("host %s enrolled: its protector is in the directory (%s)", host, fleet_conn_uri(f->conn) ?: "?");
+        return 0;
+}
+
+static int on_remove_host(void *userdata, const char *host) {
+        DkmdFleet *f = userdata;
+        int r;
+
+        r = fleet_host_clear_protector(f->conn, host);
+        if (r < 0) {
+                log_fleet("cannot remove host %s's protector from the directory: %s", host, fleet_last_error());
+                return host_errno(r);
+        }
+        log_fleet("host %s removed: its protector is gone from the directory", host);
+        return 0;
+}
+
+static int on_list_hosts(void *userdata, ManagerFleetHost **ret, size_t *ret_n) {
+        DkmdFleet *f = userdata;
+        FleetHost **l = NULL;
+        ManagerFleetHost *out;
+        size_t n = 0;
+        int r;
+
+        r = fleet_host_list(f->conn, &l, &n);
+        if (r < 0) {
+                log_fleet("cannot list the hosts of the directory: %s", fleet_last_error());
+                return fleet_errno(r);
+        }
+        out = calloc(n ?: 1, sizeof(*out));
+        if (!out) {
+                fleet_host_list_free(l, n);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                (void) snprintf(out[i].name, sizeof(out[i].name), "%s", l[i]->name);
+                (void) snprintf(out[i].public_key, sizeof(out[i].public_key), "%s", l[i]->public_key);
+                out[i].enrolled = l[i]->protector != NULL;
+        }
+        fleet_host_list_free(l, n);
+        *ret = out;
+        *ret_n = n;
+        return 0;
+}
+
 /* ---- setup ---- */
 
 static void hex(const uint8_t *p, size_t n, char *out) {
@@ -311,12 +444,60 @@ static int install_host_protector(DkmdFleet *f) {
                 return 0; /* not enrolled (yet) */
         if (r < 0)
                 return r;
+        /* The same file again (the timer while waiting): nothing new to install. */
+        if (f->installed && f->installed_size == h->protector_size &&
+            memcmp(f->installed, h->protector, h->protector_size) == 0)
+                return 0;
         (void) snprintf(name, sizeof(name), "fleet-%s", f->config->host);
         r = store_protector_install(f->manager->store, name, h->protector, h->protector_size);
-        if (r < 0)
+        if (r < 0) {
                 log_fleet("cannot install this host's protector %s: %s", name,
                           store_last_error(f->manager->store) ?: strerror(-r));
-        return r;
+                return r;
+        }
+        free(f->installed);
+        f->installed_size = h->protector_size;
+        f->installed = TAKE_PTR(h->protector);
+        log_fleet("installed this host's protector %s from the directory", name);
+        return 1;
+}
+
+/* A host that is not enrolled yet starts locked (a joined store has no protector of its own):
+ * while it is, its entry is looked at again on every follower (re)connect and on a timer, and an
+ * enrolment that arrived is installed and the store checked, which unlocks it and loads the
+ * groups (manager_store_check -> store_state_changed). */
+static bool waiting_for_enrolment(const DkmdFleet *f) {
+        return !store_is_unlocked(f->manager->store) && (f->manager->protectors.state == MANAGER_STORE_LOCKED ||
+                                                         f->manager->protectors.state == MANAGER_STORE_WAITING);
+}
+
+static void try_enrolment(DkmdFleet *f) {
+        int r;
+
+        if (!waiting_for_enrolment(f))
+                return;
+        r = install_host_protector(f);
+        if (r <= 0)
+                return; /* not enrolled yet, the directory away, or said so */
+        r = manager_store_check(f->manager, false);
+        if (r < 0)
+                log_fleet("cannot check the protectors after the enrolment: %s", strerror(-r));
+}
+
+static int on_enrol_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        DkmdFleet *f = userdata;
+        uint64_t interval = f->manager->protectors.check_interval_usec ?: MANAGER_CHECK_INTERVAL_DEFAULT_USEC;
+
+        try_enrolment(f);
+        if (!waiting_for_enrolment(f))
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        if (sd_event_source_set_time(s, usec + interval) < 0)
+                return 0;
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static void on_refresh_done(FleetFollow *follow, void *userdata) {
+        try_enrolment(userdata);
 }
 
 int dkmd_fleet_new(const char *config_path, Manager *m, const char *state_dir, DkmdFleet **ret) {
@@ -334,6 +515,10 @@ int dkmd_fleet_new(const char *config_path, Manager *m, const char *state_dir, D
                 .push = on_push,
                 .state = on_state,
                 .uri = on_uri,
+                .host_get = on_host_get,
+                .enrol = on_enrol,
+                .remove_host = on_remove_host,
+                .list_hosts = on_list_hosts,
                 .userdata = f,
         };
         r = fleet_config_load(config_path, &f->config, &e);
@@ -371,7 +556,9 @@ int dkmd_fleet_start(DkmdFleet *f, sd_event *event, void (*changed)(void *userda
                 .group_changed = on_group_changed,
                 .group_deleted = on_group_deleted,
                 .connection_changed = on_connection_changed,
+                .refresh_done = on_refresh_done,
         };
+        uint64_t interval = f->manager->protectors.check_interval_usec ?: MANAGER_CHECK_INTERVAL_DEFAULT_USEC, now;
         int r;
 
         f->changed = changed;
@@ -388,6 +575,15 @@ int dkmd_fleet_start(DkmdFleet *f, sd_event *event, void (*changed)(void *userda
         r = sd_event_add_time(event, &f->timer, CLOCK_MONOTONIC, 1, 0, on_timer, f);
         if (r < 0)
                 return r;
+        /* Waiting for this host's enrolment: look again every check interval. */
+        r = sd_event_now(event, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time(event, &f->enrol_timer, CLOCK_MONOTONIC, now + interval, 0, on_enrol_timer, f);
+        if (r < 0)
+                return r;
+        if (!waiting_for_enrolment(f))
+                (void) sd_event_source_set_enabled(f->enrol_timer, SD_EVENT_OFF);
         f->manager->fleet = &f->ops;
         return on_follow_event(f);
 }
@@ -399,6 +595,8 @@ DkmdFleet *dkmd_fleet_free(DkmdFleet *f) {
                 f->manager->fleet = NULL;
         sd_event_source_disable_unref(f->io);
         sd_event_source_disable_unref(f->timer);
+        sd_event_source_disable_unref(f->enrol_timer);
+        free(f->installed);
         fleet_follow_free(f->follow);
         fleet_conn_free(f->conn);
         fleet_config_free(f->config);

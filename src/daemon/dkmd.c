@@ -467,6 +467,9 @@ int main(int argc, char *argv[]) {
          * same-uid processes. */
         (void) setrlimit(RLIMIT_CORE, &no_core);
         (void) prctl(PR_SET_DUMPABLE, 0);
+        /* A directory server that resets its connection must not kill dkmd when libldap writes
+         * to it (systemd's IgnoreSIGPIPE=yes does the same for the unit; this is for any start). */
+        (void) signal(SIGPIPE, SIG_IGN);
 
         r = group_dropin_dirs(&groups_dirs);
         if (r < 0)

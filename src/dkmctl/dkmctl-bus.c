@@ -65,6 +65,8 @@ void ctl_manager_done(CtlManager *m) {
         free(m->store_state);
         free(m->store_state_detail);
         strv_free(m->approval_groups);
+        free(m->fleet_state);
+        free(m->fleet_uri);
         *m = (CtlManager){};
 }
 
@@ -280,6 +282,12 @@ static int read_manager_property(sd_bus_message *msg, const char *key, void *use
         }
         if (strcmp(key, "StoreApprovalGroups") == 0)
                 return read_strv_variant(msg, &m->approval_groups);
+        if (strcmp(key, "FleetState") == 0 || strcmp(key, "FleetUri") == 0) {
+                r = sd_bus_message_read(msg, "v", "s", &s);
+                if (r < 0)
+                        return r;
+                return strdup_to(s, key[5] == 'S' ? &m->fleet_state : &m->fleet_uri);
+        }
         return sd_bus_message_skip(msg, "v"); /* a property added later */
 }
 
@@ -898,4 +906,62 @@ int ctl_purge(CtlBus *b, const char *justification, char **ret_request_path, Ctl
         if (r < 0)
                 return fail(e, r, &be, NULL);
         return read_path_reply(reply, "Purge", ret_request_path, e);
+}
+
+void ctl_hosts_free(CtlHost *hosts, size_t n) {
+        for (size_t i = 0; hosts && i < n; i++) {
+                free(hosts[i].name);
+                free(hosts[i].public_key);
+                free(hosts[i].state);
+        }
+        free(hosts);
+}
+
+int ctl_hosts_list(CtlBus *b, CtlHost **ret, size_t *ret_n, CtlError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *name, *key, *state;
+        CtlHost *list = NULL;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_call_method(b->bus, SVC, MGR_PATH, MGR_IFACE, "ListHosts", &be, &reply, NULL);
+        if (r < 0)
+                return fail(e, r, &be, NULL);
+        r = sd_bus_message_enter_container(reply, 'a', "(sss)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(sss)", &name, &key, &state)) > 0) {
+                CtlHost *grown = reallocarray(list, n + 1, sizeof(CtlHost));
+
+                if (!grown) {
+                        r = -ENOMEM;
+                        break;
+                }
+                list = grown;
+                list[n++] = (CtlHost){};
+                if (strdup_to(name, &list[n - 1].name) < 0 || strdup_to(key, &list[n - 1].public_key) < 0 ||
+                    strdup_to(state, &list[n - 1].state) < 0)
+                        r = -ENOMEM;
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r < 0) {
+                ctl_hosts_free(list, n);
+                return fail_reply(e, r, "ListHosts");
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
+int ctl_host_change(CtlBus *b, bool enrol, const char *host, const char *justification, char **ret_request_path,
+                    CtlError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error be = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *method = enrol ? "EnrollHost" : "RemoveHost";
+        int r;
+
+        r = sd_bus_call_method(b->bus, SVC, MGR_PATH, MGR_IFACE, method, &be, &reply, "ss", host, justification ?: "");
+        if (r < 0)
+                return fail(e, r, &be, NULL);
+        return read_path_reply(reply, method, ret_request_path, e);
 }

@@ -109,6 +109,8 @@ typedef struct CtlManager {
         char **approval_groups;    /* StoreApprovalGroups: the store policy's levels, in order */
         bool has_purge_delay;      /* PurgeDelayUSec was there */
         uint64_t purge_delay_usec; /* PurgeDelayUSec: the store policy's waiting period */
+        char *fleet_state;         /* FleetState: connected, partitioned; "" not in a fleet; NULL an older dkmd */
+        char *fleet_uri;           /* FleetUri: the directory server followed, "" none */
 } CtlManager;
 
 void ctl_manager_done(CtlManager *m);
@@ -179,3 +181,16 @@ int ctl_protector_add(CtlBus *b, const char *name, const CtlProtectorSpec *spec,
                       char **ret_request_path, CtlError *e);
 int ctl_protector_remove(CtlBus *b, const char *name, const char *justification, char **ret_request_path, CtlError *e);
 int ctl_purge(CtlBus *b, const char *justification, char **ret_request_path, CtlError *e);
+
+/* A host of the fleet's directory (ListHosts). */
+typedef struct CtlHost {
+        char *name;
+        char *public_key; /* 64 hex, "" if the entry has none */
+        char *state;      /* "enrolled", "not enrolled" */
+} CtlHost;
+
+void ctl_hosts_free(CtlHost *hosts, size_t n);
+int ctl_hosts_list(CtlBus *b, CtlHost **ret, size_t *ret_n, CtlError *e);
+/* EnrollHost (enrol true) or RemoveHost: "/" done at once, else the request's path. */
+int ctl_host_change(CtlBus *b, bool enrol, const char *host, const char *justification, char **ret_request_path,
+                    CtlError *e);

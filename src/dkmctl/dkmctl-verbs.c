@@ -205,6 +205,10 @@ static int print_store_state(const CtlManager *m) {
         if (m->purge_at_usec)
                 printf("Purge:    at %s (%s), unless cancelled first (dkmctl purge status)\n",
                        format_time_local(m->purge_at_usec, when), format_time_left(m->purge_at_usec, now, left));
+        /* Only in a fleet: a lone host's dkmd says "" (an older one has no FleetState). */
+        if (m->fleet_state && m->fleet_state[0])
+                printf("Fleet:    %s%s%s\n", m->fleet_state, m->fleet_uri && m->fleet_uri[0] ? " to " : "",
+                       m->fleet_uri ?: "");
         return 0;
 }
 
@@ -236,6 +240,8 @@ int verb_status(char **args) {
                 json_field_string(&w, "store_state_detail", m.store_state_detail);
                 json_field_uint_or_null(&w, "next_check_usec", m.next_check_usec);
                 json_field_uint_or_null(&w, "purge_at_usec", m.purge_at_usec);
+                /* null: not in a fleet (or a dkmd without the property) */
+                json_field_string(&w, "fleet_state", m.fleet_state && m.fleet_state[0] ? m.fleet_state : NULL);
                 json_key(&w, "groups");
                 json_array_begin(&w);
                 for (size_t i = 0; i < l.n; i++)

@@ -54,6 +54,10 @@ static const struct {
         { "org.dkm.KeyManager1.Error.PcrMismatch", EXIT_DEVICE },
         { "org.dkm.KeyManager1.Error.PurgeScheduled", EXIT_PURGING },
         { "org.dkm.KeyManager1.Error.Purged", EXIT_PURGED },
+        { "org.dkm.KeyManager1.Error.NoSuchHost", EXIT_NOT_FOUND },
+        { "org.dkm.KeyManager1.Error.NotInFleet", EXIT_FLEET },
+        { "org.dkm.KeyManager1.Error.FleetUnavailable", EXIT_FLEET },
+        { "org.dkm.KeyManager1.Error.FleetConflict", EXIT_FLEET },
         /* The bus policy refused the call before dkmd saw it. */
         { "org.freedesktop.DBus.Error.AccessDenied", EXIT_DENIED },
         /* The group went away between GetGroup and the call. */
@@ -185,6 +189,12 @@ static const Verb verbs[] = {
           OPT_JUSTIFICATION },
         { "purge", "cancel", 1, 0, 0, verb_purge_cancel, "purge cancel ID" },
         { "purge", "status", 0, 0, 0, verb_purge_status, "purge status" },
+        { "fleet", "status", 0, 0, 0, verb_fleet_status, "fleet status" },
+        { "fleet", "hosts", 0, 0, 0, verb_fleet_hosts, "fleet hosts" },
+        { "fleet", "enroll", 1, OPT_JUSTIFICATION, 0, verb_fleet_enroll, "fleet enroll HOST --justification=TEXT",
+          OPT_JUSTIFICATION },
+        { "fleet", "remove", 1, OPT_JUSTIFICATION, 0, verb_fleet_remove, "fleet remove HOST --justification=TEXT",
+          OPT_JUSTIFICATION },
 };
 
 /* The subcommands of each two-word command, for "needs a subcommand". */
@@ -196,6 +206,7 @@ static const struct {
         { "audit", "show or verify" },
         { "protector", "list, check, add or remove" },
         { "purge", "request, cancel or status" },
+        { "fleet", "status, hosts, enroll or remove" },
 };
 
 /* Option names by OPT_* bit, for "does not apply" and "needs" messages. */
@@ -232,7 +243,8 @@ static void help(void) {
                "changes need root or dkmd's admin group. Anyone may request break-glass access; the\n"
                "approver groups of the key group's policy approve it. 'audit' reads the audit log's\n"
                "directory itself (root-only: run as root, or on a copy). Protector changes and purges\n"
-               "are approved by the store policy's approval groups ('access approve ID').\n\nCommands:\n");
+               "are approved by the store policy's approval groups ('access approve ID'), and so are\n"
+               "fleet host enrolments and removals.\n\nCommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 printf("  %s\n", verbs[i].usage);
         printf("\nOptions:\n"
@@ -277,8 +289,10 @@ static void help(void) {
                "16 dkmd could not write the audit record (nothing changed), 17 the audit log is\n"
                "damaged or was tampered with, 18 no protector opens the root key (the customer key\n"
                "is withdrawn, or 'protector check' found none ok), 19 a protector's device is\n"
-               "unavailable or refused (PIN, PCRs), 20 a purge is scheduled, 21 the store was purged.\n"
-               "No such protector is 3; a protector name taken, or the last protector, is 6.\n");
+               "unavailable or refused (PIN, PCRs), 20 a purge is scheduled, 21 the store was purged,\n"
+               "22 the fleet: dkmd is not in one, its directory is unreachable, or another host\n"
+               "changed the group first. No such protector or host is 3; a protector name taken, or\n"
+               "the last protector, is 6.\n");
 }
 
 static int parse_bool(const char *s, bool *ret) {

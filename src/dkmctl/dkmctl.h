@@ -30,6 +30,7 @@ enum {
         EXIT_DEVICE = 19,       /* ProtectorUnavailable, PinRefused, PcrMismatch: a protector's device failed */
         EXIT_PURGING = 20,      /* PurgeScheduled: refused while a purge waits for its time (cancellable) */
         EXIT_PURGED = 21,       /* Purged: the store was crypto-shredded */
+        EXIT_FLEET = 22,        /* NotInFleet, FleetUnavailable, FleetConflict: the fleet's directory said no or is away */
 };
 
 /* Options given on the command line; a verb names the ones it takes. */
@@ -142,6 +143,12 @@ int verb_protector_remove(char **args);
 int verb_purge_request(char **args);
 int verb_purge_cancel(char **args);
 int verb_purge_status(char **args);
+
+/* dkmctl-fleet.c: the fleet's directory and its hosts. */
+int verb_fleet_status(char **args);
+int verb_fleet_hosts(char **args);
+int verb_fleet_enroll(char **args);
+int verb_fleet_remove(char **args);
 
 /* dkmctl-audit.c: the audit log, read from its directory (no bus). */
 int verb_audit_show(char **args);

@@ -96,6 +96,21 @@ static bool printable(const char *s, size_t n) {
         return true;
 }
 
+/* slapd's cookie is "rid=R,sid=S,csn=...": S is the server id of the provider that made it. Sent
+ * back to another provider after a failover, that provider would take this follower for provider S
+ * and skip every change that came from S ("skipping original sid"). The sid is dropped; the rest
+ * (the CSN of each provider) means the same on every provider. */
+static void strip_server_ids(char *cookie) {
+        char *sid = strstr(cookie, "sid="), *end;
+
+        if (!sid || (sid != cookie && sid[-1] != ','))
+                return;
+        end = strchr(sid, ',');
+        if (!end)
+                return;
+        memmove(sid, end + 1, strlen(end + 1) + 1);
+}
+
 static int state_load(FleetFollow *f) {
         _cleanup_free_ char *data = NULL;
         _cleanup_close_ int dfd = -EBADF;
@@ -123,6 +138,7 @@ static int state_load(FleetFollow *f) {
                         f->cookie = strdup(p + 7);
                         if (!f->cookie)
                                 return -ENOMEM;
+                        strip_server_ids(f->cookie);
                 } else if (strncmp(p, "group=", 6) == 0 && strlen(p + 6) > 37 && p[6 + 36] == ' ' &&
                            fleet_name_is_valid(p + 6 + 37)) {
                         p[6 + 36] = 0;
@@ -186,6 +202,11 @@ static void set_cookie(FleetFollow *f, const struct berval *bv) {
         c = strndup(bv->bv_val, bv->bv_len);
         if (!c)
                 return;
+        strip_server_ids(c);
+        if (f->cookie && strcmp(f->cookie, c) == 0) {
+                free(c);
+                return;
+        }
         free(f->cookie);
         f->cookie = c;
         f->dirty = true;

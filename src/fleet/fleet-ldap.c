@@ -668,21 +668,47 @@ int fleet_host_put(FleetConn *c, const char *host, const char *public_key_hex, c
         return op_result(c, rc, "add", dn);
 }
 
+/* A FleetHost from a dkmHost entry. -EACCES: no readable public key; -EPROTO: malformed. */
+static int host_from_entry(LDAP *ld, LDAPMessage *e, const char *host, const char *dn, FleetHost **ret) {
+        _cleanup_(fleet_host_freep) FleetHost *h = NULL;
+        _cleanup_free_ char *pk = NULL;
+        int r;
+
+        h = calloc(1, sizeof(*h));
+        if (!h)
+                return -ENOMEM;
+        h->name = strdup(host);
+        if (!h->name)
+                return -ENOMEM;
+        r = get_value(ld, e, "dkmHostPublicKey", FLEET_PUBLIC_KEY_HEX, &pk, NULL);
+        if (r == 0 && hex_ok(pk, FLEET_PUBLIC_KEY_HEX))
+                memcpy(h->public_key, pk, FLEET_PUBLIC_KEY_HEX + 1);
+        else
+                r = fleet_set_error(r == -ENOENT ? -EACCES : -EPROTO, "%s: %s dkmHostPublicKey", dn,
+                                    r == -ENOENT ? "no readable" : "bad");
+        if (r == 0) {
+                r = get_value(ld, e, "dkmProtectorFile", FLEET_FILE_MAX, &h->protector, &h->protector_size);
+                if (r == -ENOENT)
+                        r = 0;
+                else if (r < 0)
+                        r = fleet_set_error(r, "%s: bad dkmProtectorFile", dn);
+        }
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(h);
+        return 0;
+}
+
 int fleet_host_get(FleetConn *c, const char *host, FleetHost **ret) {
         char *attrs[] = { (char *) "dkmHostPublicKey", (char *) "dkmProtectorFile", NULL };
-        _cleanup_(fleet_host_freep) FleetHost *h = NULL;
-        _cleanup_free_ char *dn = NULL, *pk = NULL;
+        _cleanup_free_ char *dn = NULL;
         LDAPMessage *msg = NULL, *e = NULL;
         int r;
 
         if (!c || !ret || !fleet_name_is_valid(host))
                 return fleet_set_error(-EINVAL, "not a valid host name");
         dn = entry_dn(host, c->hosts_dn);
-        h = calloc(1, sizeof(*h));
-        if (!dn || !h)
-                return -ENOMEM;
-        h->name = strdup(host);
-        if (!h->name)
+        if (!dn)
                 return -ENOMEM;
         r = read_entry(c, dn, "(objectClass=dkmHost)", attrs, &msg, &e);
         if (r < 0)
@@ -691,24 +717,105 @@ int fleet_host_get(FleetConn *c, const char *host, FleetHost **ret) {
                 ldap_msgfree(msg);
                 return fleet_set_error(-ENOENT, "%s: not a dkmHost entry", dn);
         }
-        r = get_value(c->ld, e, "dkmHostPublicKey", FLEET_PUBLIC_KEY_HEX, &pk, NULL);
-        if (r == 0 && hex_ok(pk, FLEET_PUBLIC_KEY_HEX))
-                memcpy(h->public_key, pk, FLEET_PUBLIC_KEY_HEX + 1);
-        else
-                r = fleet_set_error(r == -ENOENT ? -EACCES : -EPROTO, "%s: %s dkmHostPublicKey", dn,
-                                    r == -ENOENT ? "no readable" : "bad");
-        if (r == 0) {
-                r = get_value(c->ld, e, "dkmProtectorFile", FLEET_FILE_MAX, &h->protector, &h->protector_size);
-                if (r == -ENOENT)
-                        r = 0;
-                else if (r < 0)
-                        r = fleet_set_error(r, "%s: bad dkmProtectorFile", dn);
+        r = host_from_entry(c->ld, e, host, dn, ret);
+        ldap_msgfree(msg);
+        return r;
+}
+
+static int cmp_host(const void *a, const void *b) {
+        return strcmp((*(FleetHost *const *) a)->name, (*(FleetHost *const *) b)->name);
+}
+
+int fleet_host_list(FleetConn *c, FleetHost ***ret, size_t *ret_n) {
+        char *attrs[] = { (char *) "dkmHostPublicKey", (char *) "dkmProtectorFile", NULL };
+        FleetHost **l = NULL;
+        LDAPMessage *msg = NULL;
+        size_t n = 0;
+        int rc, r = 0;
+
+        if (!c || !ret || !ret_n)
+                return -EINVAL;
+        for (unsigned attempt = 0;; attempt++) {
+                bool had = c->ld;
+
+                r = fleet_conn_ensure(c);
+                if (r < 0)
+                        return r;
+                rc = ldap_search_ext_s(c->ld, c->hosts_dn, LDAP_SCOPE_ONELEVEL, "(objectClass=dkmHost)", attrs, 0,
+                                       NULL, NULL, NULL, 0, &msg);
+                if (rc == LDAP_SUCCESS)
+                        break;
+                ldap_msgfree(msg);
+                msg = NULL;
+                r = op_result(c, rc, "list", c->hosts_dn);
+                if (r != -EHOSTDOWN || !had || attempt > 0)
+                        return r;
+        }
+        l = calloc((size_t) ldap_count_entries(c->ld, msg) + 1, sizeof(FleetHost *));
+        if (!l) {
+                ldap_msgfree(msg);
+                return -ENOMEM;
+        }
+        for (LDAPMessage *e = ldap_first_entry(c->ld, msg); e; e = ldap_next_entry(c->ld, e)) {
+                char *dn = ldap_get_dn(c->ld, e);
+                _cleanup_free_ char *name = fleet_name_from_dn(dn);
+                int k;
+
+                /* Not a valid host name: not dkm's, skipped. An entry without a readable or valid
+                 * public key is listed with none. */
+                if (name) {
+                        k = host_from_entry(c->ld, e, name, dn, &l[n]);
+                        if (k == -EACCES || k == -EPROTO) {
+                                l[n] = calloc(1, sizeof(FleetHost));
+                                if (l[n]) {
+                                        l[n]->name = strdup(name);
+                                        k = l[n]->name ? 0 : -ENOMEM;
+                                } else
+                                        k = -ENOMEM;
+                        }
+                        if (k < 0 && r == 0)
+                                r = k;
+                        if (l[n])
+                                n++;
+                }
+                ldap_memfree(dn);
         }
         ldap_msgfree(msg);
+        if (r < 0) {
+                fleet_host_list_free(l, n);
+                return r;
+        }
+        qsort(l, n, sizeof(FleetHost *), cmp_host);
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+void fleet_host_list_free(FleetHost **l, size_t n) {
+        for (size_t i = 0; l && i < n; i++)
+                fleet_host_free(l[i]);
+        free(l);
+}
+
+int fleet_host_clear_protector(FleetConn *c, const char *host) {
+        _cleanup_free_ char *dn = NULL;
+        LDAPMod pf = { .mod_op = LDAP_MOD_DELETE | LDAP_MOD_BVALUES, .mod_type = (char *) "dkmProtectorFile" };
+        LDAPMod *mods[] = { &pf, NULL };
+        int rc, r;
+
+        if (!c || !fleet_name_is_valid(host))
+                return fleet_set_error(-EINVAL, "not a valid host name");
+        dn = entry_dn(host, c->hosts_dn);
+        if (!dn)
+                return -ENOMEM;
+        r = fleet_conn_ensure(c);
         if (r < 0)
                 return r;
-        *ret = TAKE_PTR(h);
-        return 0;
+        rc = ldap_modify_ext_s(c->ld, dn, mods, NULL, NULL);
+        /* Nothing to delete: it is as asked. */
+        if (rc == LDAP_NO_SUCH_ATTRIBUTE)
+                return 0;
+        return op_result(c, rc, "modify", dn);
 }
 
 int fleet_host_delete(FleetConn *c, const char *host) {

@@ -80,6 +80,13 @@ int fleet_host_put(FleetConn *c, const char *host, const char *public_key_hex, c
                    size_t protector_size) _warn_unused_result_;
 int fleet_host_get(FleetConn *c, const char *host, FleetHost **ret) _warn_unused_result_;
 int fleet_host_delete(FleetConn *c, const char *host) _warn_unused_result_;
+/* Every dkmHost entry under ou=hosts, sorted by name (entries whose RDN is not a valid name are
+ * skipped; one without a readable public key has public_key ""). Free with fleet_host_list_free(). */
+int fleet_host_list(FleetConn *c, FleetHost ***ret, size_t *ret_n) _warn_unused_result_;
+void fleet_host_list_free(FleetHost **l, size_t n);
+/* Delete the entry's dkmProtectorFile (the host's way in; what hosts may write); 0 if it had none.
+ * -ENOENT: no such entry. */
+int fleet_host_clear_protector(FleetConn *c, const char *host) _warn_unused_result_;
 
 /* cn=store,BASE: the fleet's store id (32 lowercase hex). put creates it, or checks that the
  * directory holds the same id (-EEXIST: another store's). */

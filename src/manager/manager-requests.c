@@ -27,10 +27,14 @@ static const char *request_object(const AccessRequest *r, char buf[static REQUES
         return buf;
 }
 
-/* What the request is about, for audit details and logs: "group/NAME", "protector NAME", "store". */
+/* What the request is about, for audit details and logs: "group/NAME", "protector NAME", "host NAME",
+ * "store". */
 static const char *request_subject(const AccessRequest *r, char buf[static REQUEST_OBJECT_MAX]) {
         if (r->target[0])
-                (void) snprintf(buf, REQUEST_OBJECT_MAX, "protector %s", r->target);
+                (void) snprintf(buf, REQUEST_OBJECT_MAX, "%s %s",
+                                r->kind == ACCESS_KIND_HOST_ENROL || r->kind == ACCESS_KIND_HOST_REMOVE ? "host"
+                                                                                                      : "protector",
+                                r->target);
         else if (r->group[0])
                 (void) snprintf(buf, REQUEST_OBJECT_MAX, "group/%s", r->group);
         else
@@ -490,6 +494,10 @@ static int carry_out_change(Manager *m, AccessRequest *slot) {
                 k = manager_retire(m, slot->group, slot->generation);
         else if (slot->kind == ACCESS_KIND_PROTECTOR_ADD)
                 k = manager_protector_add_now(m, slot->target, slot->spec);
+        else if (slot->kind == ACCESS_KIND_HOST_ENROL)
+                k = manager_host_enrol_now(m, slot->target);
+        else if (slot->kind == ACCESS_KIND_HOST_REMOVE)
+                k = manager_host_remove_now(m, slot->target);
         else
                 k = manager_protector_remove_now(m, slot->target);
         if (k < 0) {

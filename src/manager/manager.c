@@ -254,6 +254,17 @@ int manager_create_group(Manager *m, const char *name, gid_t gid, CryptAlg alg, 
         return manager_load(m, g);
 }
 
+/* Whether generation number of group name is (or was) active now: not pending any more. */
+static bool promoted(Manager *m, const char *name, uint32_t number) {
+        _cleanup_store_group_ StoreGroup *g = NULL;
+        const StoreGeneration *gen;
+
+        if (store_group_load(m->store, name, &g) < 0)
+                return false;
+        gen = store_group_find_generation(g, number);
+        return gen && gen->state != GENERATION_PENDING;
+}
+
 /* Pending -> active; the store archives the previous active one. */
 static int promote(Manager *m, const char *name, uint32_t number) {
         _cleanup_store_group_ StoreGroup *g = NULL;
@@ -283,9 +294,17 @@ static int promote(Manager *m, const char *name, uint32_t number) {
                 manager_audit_failure(m, "activate", object, r);
                 return r;
         }
-        r = commit_change(m, name, "activate", object);
-        if (r < 0)
+        r = fleet_push(m, name);
+        /* Every host of a fleet promotes a due generation: another one was first, and did what
+         * this one set out to do. */
+        if (r == -MANAGER_ERRNO_FLEET_CONFLICT && promoted(m, name, number)) {
+                manager_log("group %s: another host of the fleet activated generation %u first", name, (unsigned) number);
+                r = 0;
+        }
+        if (r < 0) {
+                manager_audit_failure(m, "activate", object, r);
                 return r;
+        }
         manager_log("group %s: generation %u active%s", name, (unsigned) number, previous ? ", previous archived" : "");
         g = store_group_free(g);
         r = reload_group(m, name, &g);

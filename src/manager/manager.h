@@ -28,6 +28,8 @@
 #define MANAGER_ERRNO_PROTECTOR_UNAVAILABLE EHOSTDOWN /* its device cannot be reached (the store's code) */
 #define MANAGER_ERRNO_FLEET_CONFLICT EUCLEAN      /* another host changed the group first; its version adopted */
 #define MANAGER_ERRNO_FLEET_UNAVAILABLE EREMOTE    /* no directory server answers: the fleet's groups are read-only */
+#define MANAGER_ERRNO_NOT_IN_FLEET ENONET          /* a fleet call to a dkmd started without --fleet */
+#define MANAGER_ERRNO_NO_SUCH_HOST EHOSTUNREACH    /* the directory has no host entry (with a public key) of that name */
 
 /* Who a change is made for, as the bus reported it; NULL in Manager.caller: dkmd itself (the
  * schedule, the drop-ins at start, expiry). */
@@ -92,6 +94,13 @@ typedef struct ManagerProtectors {
         uint64_t next_check_usec;       /* CLOCK_REALTIME µs; 0: none */
 } ManagerProtectors;
 
+/* One host of the fleet's directory, as ListHosts reports it. */
+typedef struct ManagerFleetHost {
+        char name[65];
+        char public_key[65]; /* "" if the entry has none (readable) */
+        bool enrolled;       /* the entry carries a protector file */
+} ManagerFleetHost;
+
 /* In a fleet (docs/FLEET.md) the directory holds the truth. Before a group changes, pull brings its
  * local file up to the directory's copy; after the local store changed it, push publishes the new
  * file on the condition that no other host published first. Only then is it loaded. On a failed
@@ -103,8 +112,21 @@ typedef struct ManagerFleet {
         /* For the bus: "connected" or "partitioned", and the URI followed ("" when none). */
         const char *(*state)(void *userdata);
         const char *(*uri)(void *userdata);
+        /* Host enrolment (manager-fleet.c, docs/FLEET.md). Each returns 0,
+         * -MANAGER_ERRNO_NO_SUCH_HOST (no entry, or no valid public key), -MANAGER_ERRNO_FLEET_UNAVAILABLE
+         * or another negative errno. host_get: the entry's public key (64 lowercase hex) and whether it
+         * carries a protector file. enrol: the root key sealed (store_protector_seal_for_host, protector
+         * "fleet-HOST") to public_key_hex, published as the entry's dkmProtectorFile (never a key).
+         * remove_host: the entry's dkmProtectorFile deleted (the entry stays: the admins' to delete).
+         * list_hosts: every host entry, sorted by name (free with free()). May be NULL (an older
+         * implementation): -MANAGER_ERRNO_NOT_IN_FLEET. */
+        int (*host_get)(void *userdata, const char *host, char ret_public_key[static 65], bool *ret_enrolled);
+        int (*enrol)(void *userdata, const char *host, const char *public_key_hex);
+        int (*remove_host)(void *userdata, const char *host);
+        int (*list_hosts)(void *userdata, ManagerFleetHost **ret, size_t *ret_n);
         void *userdata;
 } ManagerFleet;
+
 
 typedef struct Manager {
         Store *store; /* not owned */
@@ -222,6 +244,23 @@ int manager_protector_remove(Manager *m, const char *name, const char *justifica
         _warn_unused_result_;
 /* Always a request (-ACCESS_ERRNO_NO_APPROVERS without levels). */
 int manager_purge_request(Manager *m, const char *justification, uint64_t *ret_id) _warn_unused_result_;
+
+/* ---- fleet hosts (manager-fleet.c, docs/FLEET.md "Host enrolment") ---- */
+
+/* For m->caller (an admin): enrol host (the root key sealed to the public key of its directory
+ * entry, published there) or remove it (its protector file deleted from the directory); at once
+ * when the store policy names no approval level (*ret_id = 0), else a request (*ret_id its id)
+ * carried out on its last approval. -MANAGER_ERRNO_NOT_IN_FLEET without --fleet,
+ * -MANAGER_ERRNO_NO_SUCH_HOST, -MANAGER_ERRNO_FLEET_UNAVAILABLE, -ENOKEY (enrol: the store is
+ * locked), -EINVAL (a bad name). Audited ("host-enrol", "host-remove"). */
+int manager_host_enrol(Manager *m, const char *host, const char *justification, uint64_t *ret_id)
+        _warn_unused_result_;
+int manager_host_remove(Manager *m, const char *host, const char *justification, uint64_t *ret_id)
+        _warn_unused_result_;
+int manager_host_enrol_now(Manager *m, const char *host) _warn_unused_result_;
+int manager_host_remove_now(Manager *m, const char *host) _warn_unused_result_;
+/* Every host entry of the directory (anyone may ask). */
+int manager_hosts_list(Manager *m, ManagerFleetHost **ret, size_t *ret_n) _warn_unused_result_;
 
 /* Carrying out approved store-wide requests (manager-requests.c calls these). */
 int manager_protector_add_now(Manager *m, const char *name, const char *spec) _warn_unused_result_;

@@ -307,6 +307,8 @@ static void gen_store_requests(void) {
                 { "7-protector-remove.request", ACCESS_KIND_PROTECTOR_REMOVE, "local", NULL, 1, false },
                 { "8-purge-scheduled.request", ACCESS_KIND_PURGE, "", NULL, 2, false },
                 { "9-purge-cancelled.request", ACCESS_KIND_PURGE, "", NULL, 2, true },
+                { "10-host-enrol.request", ACCESS_KIND_HOST_ENROL, "web-2", NULL, 0, false },
+                { "11-host-remove.request", ACCESS_KIND_HOST_REMOVE, "web-3", NULL, 1, false },
         };
 
         policy.approval_levels[0] = 2001;
