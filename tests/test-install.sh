@@ -94,7 +94,7 @@ expect d 755 "$DKM_PREFIX/lib/dkm/groups.d"
 [ -z "$(ls -A "$root$DKM_PREFIX/lib/dkm/groups.d" 2>/dev/null)" ] ||
         fail "$DKM_PREFIX/lib/dkm/groups.d: not empty (packages' drop-ins do not ship with dkm)"
 for d in README.md ARCHITECTURE.md CLI.md DBUS-API.md FORMAT.md KEYRING.md LIBDKM.md PACKAGING.md POLICY.md STORE.md DKMCTL.md PERFORMANCE.md AUDIT.md FLEET.md \
-        examples/dkm-example.c examples/dkm-example-mail.service examples/dkm-example-mail.conf examples/dkmd-customer-key.conf \
+        examples/dkm-example.c examples/dkm-example-mail.service examples/dkm-example-mail.conf examples/dkmd-customer-key.conf examples/dkmd-fleet.conf examples/fleet.conf \
         examples/groups.d/mail-creds.conf; do
         expect f 644 "$docdir/$d"
 done
