@@ -34,6 +34,15 @@ static const char *const key_group_tags[] = { "fleet", NULL };
 static TestHost *all_hosts[HOSTS];
 
 static void dump_logs(void) {
+        /* DKM_SLAPD_DEBUG=stats,sync: the providers' logs go to /tmp/dkm-slapd-debug-N.log too. */
+        if (getenv("DKM_SLAPD_DEBUG") && getenv("DKM_TEST_SLAPD_ROOT")) {
+                char cmd[400];
+
+                snprintf(cmd, sizeof(cmd), "i=0; for f in %s/*/*/slapd.log; do cp $f /tmp/dkm-slapd-debug-$i.log; "
+                         "i=$((i+1)); done", getenv("DKM_TEST_SLAPD_ROOT"));
+                if (system(cmd) != 0)
+                        fprintf(stderr, "cannot copy the slapd logs\n");
+        }
         for (size_t i = 0; i < HOSTS; i++) {
                 FILE *f = all_hosts[i] ? fopen(all_hosts[i]->dkmd_log, "re") : NULL;
                 char line[512];
@@ -205,6 +214,12 @@ typedef struct Ciphertext {
         char text[32];
 } Ciphertext;
 
+/* File scope, not the test's stack: the children test_host_run() forks _exit() under valgrind,
+ * whose leak check there does not see the test's frame as a root (the same as test-hosts.c's
+ * copy of environ). */
+static Ciphertext ciphertexts[64];
+static char *group_path;
+
 /* Every ciphertext made so far decrypts on every host: nothing was lost anywhere. */
 static void all_decrypt(TestHost *hosts[], const Ciphertext *c, size_t n) {
         for (size_t h = 0; h < HOSTS; h++)
@@ -262,8 +277,8 @@ START_TEST(test_fleet) {
         TestHost *hosts[HOSTS] = {};
         TestForwarder *fwd[2];
         char id[33], conf[256], text[1024], arg[300];
-        _cleanup_free_ char *gpath = NULL;
-        Ciphertext ct[64] = {};
+        char *gpath;
+        Ciphertext *ct = ciphertexts;
         size_t n_ct = 0;
         uint32_t active;
         uint64_t took;
@@ -318,12 +333,13 @@ START_TEST(test_fleet) {
                 write_text(conf, text);
                 snprintf(arg, sizeof(arg), "--fleet=%s", conf);
                 test_host_start_bus(hosts[i]);
-                test_host_start_dkmd(hosts[i], (const char *const[]){ arg, NULL });
+                /* Also how often each host reads the directory as a safety net under its follower. */
+                test_host_start_dkmd(hosts[i], (const char *const[]){ arg, "--protector-check-interval=2s", NULL });
                 ck_assert_msg(wait_fleet_state(hosts[i], "connected", 5000), "host %s not connected", hosts[i]->name);
         }
 
         /* A group made on A reaches B and C; A's ciphertext decrypts everywhere. */
-        gpath = create_group(hosts[0], group);
+        gpath = group_path = create_group(hosts[0], group);
         took = MAX(wait_active(hosts[1], gpath, 1, 5000), wait_active(hosts[2], gpath, 1, 5000));
         fprintf(stderr, "fleet: a new group on A loaded on B and C within %.1f ms\n", (double) took / 1000.0);
         ct[n_ct].data = encrypt_in(hosts[0], group, "from A, gen 1", &ct[n_ct].size);
@@ -434,8 +450,12 @@ START_TEST(test_fleet) {
                 test_host_free(hosts[i]);
         test_forwarder_stop(fwd[0]);
         test_forwarder_stop(fwd[1]);
-        for (size_t i = 0; i < n_ct; i++)
+        for (size_t i = 0; i < n_ct; i++) {
                 free(ct[i].data);
+                ct[i].data = NULL;
+        }
+        free(group_path);
+        group_path = NULL;
         test_slapd_cleanup();
 }
 END_TEST

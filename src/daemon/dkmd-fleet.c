@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* dkmd in a fleet: the ManagerFleet pull/push around each change, and the follower on sd-event. */
+/* dkmd in a fleet: the ManagerFleet pull/push around each change, the follower on sd-event, setup.
+ * Hosts (enrolment, this host's protector) are dkmd-fleet-hosts.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,39 +8,7 @@
 #include <sys/epoll.h>
 #include <time.h>
 
-#include "dkmd-fleet.h"
-#include "fleet-ldap.h"
-
-#define log_fleet(fmt, ...) fprintf(stderr, "dkmd: fleet: " fmt "\n", ##__VA_ARGS__)
-
-/* The directory's revision the local copy of a group was last synced with. */
-typedef struct Revision {
-        char *name;
-        uint64_t revision;
-} Revision;
-
-struct DkmdFleet {
-        FleetConfig *config;
-        FleetConn *conn; /* pulls and pushes; reconnects by itself */
-        FleetFollow *follow;
-        char *follow_state_path;
-        Manager *manager;
-        ManagerFleet ops;
-        Revision *revisions;
-        size_t n_revisions;
-        /* The directory's copy of the group being changed (NULL: it has none), to put back when
-         * the change cannot be published. One change at a time: dkmd has one thread. */
-        char *pulled_name, *pulled_text;
-        size_t pulled_size;
-        sd_event_source *io, *timer;
-        sd_event_source *enrol_timer; /* while this host waits for its enrolment: CLOCK_MONOTONIC */
-        char *installed;              /* the protector file last installed from this host's entry */
-        size_t installed_size;
-        int io_fd;
-        bool partitioned; /* the follower's last report: no server answered */
-        void (*changed)(void *userdata);
-        void *userdata;
-};
+#include "dkmd-fleet-internal.h"
 
 static uint64_t *revision_slot(DkmdFleet *f, const char *name) {
         Revision *l;
@@ -57,7 +26,7 @@ static uint64_t *revision_slot(DkmdFleet *f, const char *name) {
         return &l[f->n_revisions++].revision;
 }
 
-static int fleet_errno(int r) {
+int dkmd_fleet_errno(int r) {
         return r == -EHOSTDOWN ? -MANAGER_ERRNO_FLEET_UNAVAILABLE : r;
 }
 
@@ -93,7 +62,7 @@ static int get_current(DkmdFleet *f, const char *name, uint64_t known, FleetGrou
 
                 if (r < 0 && r != -ENOENT) {
                         log_fleet("cannot read group %s from the directory: %s", name, fleet_last_error());
-                        return fleet_errno(r);
+                        return dkmd_fleet_errno(r);
                 }
                 if ((r == -ENOENT ? 0 : (*ret)->revision) >= known)
                         return r;
@@ -118,6 +87,10 @@ static int on_pull(void *userdata, const char *name) {
         free(f->pulled_name);
         free(f->pulled_text);
         f->pulled_name = f->pulled_text = NULL;
+        /* A change is written where it was read: on the first server of the list whenever it
+         * answers, the same for every host. */
+        if (fleet_conn_prefer_primary(f->conn) > 0)
+                log_fleet("writing to %s again", fleet_conn_uri(f->conn));
         r = get_current(f, name, *rev, &g);
         if (r == -ENOENT) {
                 /* New to the directory: published with expected revision 0. */
@@ -181,7 +154,7 @@ static int on_push(void *userdata, const char *name) {
         }
         log_fleet("cannot publish group %s: %s; the change is undone", name, fleet_last_error());
         put_back(f, name);
-        return fleet_errno(r);
+        return dkmd_fleet_errno(r);
 }
 
 /* ---- following ---- */
@@ -221,6 +194,43 @@ static int on_group_changed(FleetFollow *follow, const FleetGroup *g, void *user
         return 0;
 }
 
+void dkmd_fleet_catch_up(DkmdFleet *f) {
+        _cleanup_strv_free_ char **names = NULL;
+        int r;
+
+        r = fleet_group_list(f->conn, &names);
+        if (r < 0) {
+                log_fleet("cannot list the directory's groups to catch up: %s", fleet_last_error());
+                return;
+        }
+        for (char **n = names; *n; n++) {
+                _cleanup_(fleet_group_freep) FleetGroup *g = NULL;
+
+                r = fleet_group_get(f->conn, *n, &g);
+                if (r < 0)
+                        log_fleet("cannot read group %s to catch up: %s", *n, fleet_last_error());
+                else
+                        (void) on_group_changed(NULL, g, f); /* takes only what is newer */
+        }
+}
+
+static int on_catch_up_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        DkmdFleet *f = userdata;
+        uint64_t interval = f->manager->protectors.check_interval_usec ?: MANAGER_CHECK_INTERVAL_DEFAULT_USEC;
+
+        if (fleet_follow_connected(f->follow))
+                dkmd_fleet_catch_up(f);
+        if (sd_event_source_set_time(s, usec + interval) < 0)
+                return 0;
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+/* Each (re)connect's refresh is done: catch up for sure, and see whether this host was enrolled. */
+static void on_refresh_done(FleetFollow *follow, void *userdata) {
+        dkmd_fleet_catch_up(userdata);
+        dkmd_fleet_try_enrolment(userdata);
+}
+
 static int on_group_deleted(FleetFollow *follow, const char *name, const char *uuid, void *userdata) {
         /* dkm never deletes a group: one that disappears from the directory stays here, as it is. */
         log_fleet("group %s left the directory (entryUUID %s); keeping the local copy", name ?: "?", uuid);
@@ -231,8 +241,10 @@ static void on_connection_changed(FleetFollow *follow, const char *uri, int erro
         DkmdFleet *f = userdata;
 
         /* Each failed reconnect reports again; the journal needs the change, not every try. */
-        if (uri)
+        if (uri) {
                 log_fleet("following %s", uri);
+                dkmd_fleet_catch_up(f);
+        }
         else if (!f->partitioned)
                 log_fleet("no directory server answers (%s): partitioned; serving what this host has, "
                           "changes wait", fleet_last_error());
@@ -292,116 +304,6 @@ static const char *on_uri(void *userdata) {
         return dkmd_fleet_uri(userdata);
 }
 
-/* ---- hosts: enrolment by an enrolled host, and the list ---- */
-
-static int host_errno(int r) {
-        if (r == -ENOENT)
-                return -MANAGER_ERRNO_NO_SUCH_HOST;
-        return fleet_errno(r);
-}
-
-static int on_host_get(void *userdata, const char *host, char ret_public_key[static 65], bool *ret_enrolled) {
-        DkmdFleet *f = userdata;
-        _cleanup_(fleet_host_freep) FleetHost *h = NULL;
-        int r;
-
-        r = fleet_host_get(f->conn, host, &h);
-        if (r == -EACCES || r == -EPROTO) {
-                /* An entry without a (valid) public key is no approval of a host. */
-                log_fleet("host %s: %s", host, fleet_last_error());
-                return -MANAGER_ERRNO_NO_SUCH_HOST;
-        }
-        if (r < 0) {
-                if (r != -ENOENT)
-                        log_fleet("cannot read host %s from the directory: %s", host, fleet_last_error());
-                return host_errno(r);
-        }
-        memcpy(ret_public_key, h->public_key, FLEET_PUBLIC_KEY_HEX + 1);
-        *ret_enrolled = h->protector != NULL;
-        return 0;
-}
-
-static int unhex(const char *s, uint8_t *out, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                unsigned v;
-
-                if (sscanf(s + 2 * i, "%2x", &v) != 1)
-                        return -EINVAL;
-                out[i] = (uint8_t) v;
-        }
-        return s[2 * n] == 0 ? 0 : -EINVAL;
-}
-
-static int on_enrol(void *userdata, const char *host, const char *public_key_hex) {
-        DkmdFleet *f = userdata;
-        _cleanup_free_ char *text = NULL;
-        uint8_t pk[STORE_X25519_KEY_BYTES];
-        char name[STORE_PROTECTOR_NAME_MAX + 1];
-        size_t size = 0;
-        int r;
-
-        if (strlen(public_key_hex) != 2 * STORE_X25519_KEY_BYTES || unhex(public_key_hex, pk, sizeof(pk)) < 0)
-                return -EINVAL;
-        if ((size_t) snprintf(name, sizeof(name), "fleet-%s", host) >= sizeof(name))
-                return -EINVAL;
-        /* The protector file holds the protector key sealed to the host's public key: nothing
-         * anyone but that host can open. */
-        r = store_protector_seal_for_host(f->manager->store, name, pk, &text, &size);
-        if (r < 0) {
-                log_fleet("cannot seal the root key for host %s: %s", host,
-                          store_last_error(f->manager->store) ?: strerror(-r));
-                return r;
-        }
-        r = fleet_host_put(f->conn, host, NULL, text, size);
-        if (r < 0) {
-                log_fleet("cannot publish host %s's protector: %s", host, fleet_last_error());
-                return host_errno(r);
-        }
-        log_fleet("host %s enrolled: its protector is in the directory (%s)", host, fleet_conn_uri(f->conn) ?: "?");
-        return 0;
-}
-
-static int on_remove_host(void *userdata, const char *host) {
-        DkmdFleet *f = userdata;
-        int r;
-
-        r = fleet_host_clear_protector(f->conn, host);
-        if (r < 0) {
-                log_fleet("cannot remove host %s's protector from the directory: %s", host, fleet_last_error());
-                return host_errno(r);
-        }
-        log_fleet("host %s removed: its protector is gone from the directory", host);
-        return 0;
-}
-
-static int on_list_hosts(void *userdata, ManagerFleetHost **ret, size_t *ret_n) {
-        DkmdFleet *f = userdata;
-        FleetHost **l = NULL;
-        ManagerFleetHost *out;
-        size_t n = 0;
-        int r;
-
-        r = fleet_host_list(f->conn, &l, &n);
-        if (r < 0) {
-                log_fleet("cannot list the hosts of the directory: %s", fleet_last_error());
-                return fleet_errno(r);
-        }
-        out = calloc(n ?: 1, sizeof(*out));
-        if (!out) {
-                fleet_host_list_free(l, n);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < n; i++) {
-                (void) snprintf(out[i].name, sizeof(out[i].name), "%s", l[i]->name);
-                (void) snprintf(out[i].public_key, sizeof(out[i].public_key), "%s", l[i]->public_key);
-                out[i].enrolled = l[i]->protector != NULL;
-        }
-        fleet_host_list_free(l, n);
-        *ret = out;
-        *ret_n = n;
-        return 0;
-}
-
 /* ---- setup ---- */
 
 static void hex(const uint8_t *p, size_t n, char *out) {
@@ -433,73 +335,6 @@ static int check_store_id(DkmdFleet *f) {
         return 0;
 }
 
-/* This host's way in, sealed for it by an enrolled host: installed as protector "fleet-HOST". */
-static int install_host_protector(DkmdFleet *f) {
-        _cleanup_(fleet_host_freep) FleetHost *h = NULL;
-        char name[STORE_PROTECTOR_NAME_MAX + 1];
-        int r;
-
-        r = fleet_host_get(f->conn, f->config->host, &h);
-        if (r == -ENOENT || (r >= 0 && !h->protector))
-                return 0; /* not enrolled (yet) */
-        if (r < 0)
-                return r;
-        /* The same file again (the timer while waiting): nothing new to install. */
-        if (f->installed && f->installed_size == h->protector_size &&
-            memcmp(f->installed, h->protector, h->protector_size) == 0)
-                return 0;
-        (void) snprintf(name, sizeof(name), "fleet-%s", f->config->host);
-        r = store_protector_install(f->manager->store, name, h->protector, h->protector_size);
-        if (r < 0) {
-                log_fleet("cannot install this host's protector %s: %s", name,
-                          store_last_error(f->manager->store) ?: strerror(-r));
-                return r;
-        }
-        free(f->installed);
-        f->installed_size = h->protector_size;
-        f->installed = TAKE_PTR(h->protector);
-        log_fleet("installed this host's protector %s from the directory", name);
-        return 1;
-}
-
-/* A host that is not enrolled yet starts locked (a joined store has no protector of its own):
- * while it is, its entry is looked at again on every follower (re)connect and on a timer, and an
- * enrolment that arrived is installed and the store checked, which unlocks it and loads the
- * groups (manager_store_check -> store_state_changed). */
-static bool waiting_for_enrolment(const DkmdFleet *f) {
-        return !store_is_unlocked(f->manager->store) && (f->manager->protectors.state == MANAGER_STORE_LOCKED ||
-                                                         f->manager->protectors.state == MANAGER_STORE_WAITING);
-}
-
-static void try_enrolment(DkmdFleet *f) {
-        int r;
-
-        if (!waiting_for_enrolment(f))
-                return;
-        r = install_host_protector(f);
-        if (r <= 0)
-                return; /* not enrolled yet, the directory away, or said so */
-        r = manager_store_check(f->manager, false);
-        if (r < 0)
-                log_fleet("cannot check the protectors after the enrolment: %s", strerror(-r));
-}
-
-static int on_enrol_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        DkmdFleet *f = userdata;
-        uint64_t interval = f->manager->protectors.check_interval_usec ?: MANAGER_CHECK_INTERVAL_DEFAULT_USEC;
-
-        try_enrolment(f);
-        if (!waiting_for_enrolment(f))
-                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        if (sd_event_source_set_time(s, usec + interval) < 0)
-                return 0;
-        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
-}
-
-static void on_refresh_done(FleetFollow *follow, void *userdata) {
-        try_enrolment(userdata);
-}
-
 int dkmd_fleet_new(const char *config_path, Manager *m, const char *state_dir, DkmdFleet **ret) {
         DkmdFleet *f;
         FleetConfigError e = {};
@@ -515,10 +350,10 @@ int dkmd_fleet_new(const char *config_path, Manager *m, const char *state_dir, D
                 .push = on_push,
                 .state = on_state,
                 .uri = on_uri,
-                .host_get = on_host_get,
-                .enrol = on_enrol,
-                .remove_host = on_remove_host,
-                .list_hosts = on_list_hosts,
+                .host_get = dkmd_fleet_host_get,
+                .enrol = dkmd_fleet_enrol,
+                .remove_host = dkmd_fleet_remove_host,
+                .list_hosts = dkmd_fleet_list_hosts,
                 .userdata = f,
         };
         r = fleet_config_load(config_path, &f->config, &e);
@@ -541,7 +376,7 @@ int dkmd_fleet_new(const char *config_path, Manager *m, const char *state_dir, D
         } else {
                 r = check_store_id(f);
                 if (r >= 0)
-                        r = install_host_protector(f);
+                        r = dkmd_fleet_install_host_protector(f);
                 if (r < 0 && r != -EHOSTDOWN) {
                         dkmd_fleet_free(f);
                         return r;
@@ -575,14 +410,18 @@ int dkmd_fleet_start(DkmdFleet *f, sd_event *event, void (*changed)(void *userda
         r = sd_event_add_time(event, &f->timer, CLOCK_MONOTONIC, 1, 0, on_timer, f);
         if (r < 0)
                 return r;
-        /* Waiting for this host's enrolment: look again every check interval. */
         r = sd_event_now(event, CLOCK_MONOTONIC, &now);
         if (r < 0)
                 return r;
-        r = sd_event_add_time(event, &f->enrol_timer, CLOCK_MONOTONIC, now + interval, 0, on_enrol_timer, f);
+        /* The safety net under the follower: every check interval, read what the directory holds. */
+        r = sd_event_add_time(event, &f->catch_up_timer, CLOCK_MONOTONIC, now + interval, 0, on_catch_up_timer, f);
         if (r < 0)
                 return r;
-        if (!waiting_for_enrolment(f))
+        /* Waiting for this host's enrolment: look again every check interval. */
+        r = sd_event_add_time(event, &f->enrol_timer, CLOCK_MONOTONIC, now + interval, 0, dkmd_fleet_on_enrol_timer, f);
+        if (r < 0)
+                return r;
+        if (!dkmd_fleet_waiting_for_enrolment(f))
                 (void) sd_event_source_set_enabled(f->enrol_timer, SD_EVENT_OFF);
         f->manager->fleet = &f->ops;
         return on_follow_event(f);
@@ -596,6 +435,7 @@ DkmdFleet *dkmd_fleet_free(DkmdFleet *f) {
         sd_event_source_disable_unref(f->io);
         sd_event_source_disable_unref(f->timer);
         sd_event_source_disable_unref(f->enrol_timer);
+        sd_event_source_disable_unref(f->catch_up_timer);
         free(f->installed);
         fleet_follow_free(f->follow);
         fleet_conn_free(f->conn);

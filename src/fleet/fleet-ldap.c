@@ -268,6 +268,20 @@ int fleet_conn_ensure(FleetConn *c) {
         return fleet_set_error(worst, "no directory server answered: %s", errors);
 }
 
+int fleet_conn_prefer_primary(FleetConn *c) {
+        LDAP *ld = NULL;
+
+        if (!c->ld || c->uri_index <= 0)
+                return 0;
+        /* The first server is back: move there, so every host writes to the same provider again. */
+        if (connect_one(c->config, c->config->uris[0], &ld) < 0)
+                return 0;
+        fleet_conn_drop(c);
+        c->ld = ld;
+        c->uri_index = 0;
+        return 1;
+}
+
 int fleet_connect(const FleetConfig *config, FleetConn **ret) {
         _cleanup_(fleet_conn_freep) FleetConn *c = NULL;
         int r;

@@ -33,6 +33,10 @@ FleetConn *fleet_conn_free(FleetConn *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(FleetConn *, fleet_conn_free);
 /* The URI that answered (and its index in config->uris), or NULL/-1 after the server went away.
  * The next operation reconnects, starting again from the first URI. */
+/* A connection that failed over stays where it is; before a write, call this: if the first server
+ * of the list answers again, the connection moves back to it (1), so every host writes to the
+ * same provider and conditional writes stay exact. 0: it stays. */
+int fleet_conn_prefer_primary(FleetConn *c);
 const char *fleet_conn_uri(const FleetConn *c);
 int fleet_conn_uri_index(const FleetConn *c);
 
