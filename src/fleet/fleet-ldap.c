@@ -350,10 +350,10 @@ static char *entry_dn(const char *name, const char *parent) {
         return s;
 }
 
-/* Read one entry by DN (scope base). *ret_msg owns the result; 0 with *ret_entry NULL if the
- * filter did not match. */
-static int read_entry(FleetConn *c, const char *dn, const char *filter, char **attrs, LDAPMessage **ret_msg,
-                      LDAPMessage **ret_entry) {
+/* One search; *ret_msg owns the result. A search is safe to repeat: if the server the connection
+ * had went away, once more down the list. what names the operation in errors ("read", "list"). */
+static int search(FleetConn *c, const char *base, int scope, const char *filter, char **attrs, int size_limit,
+                  const char *what, LDAPMessage **ret_msg) {
         LDAPMessage *msg = NULL;
         int rc, r;
 
@@ -363,18 +363,29 @@ static int read_entry(FleetConn *c, const char *dn, const char *filter, char **a
                 r = fleet_conn_ensure(c);
                 if (r < 0)
                         return r;
-                rc = ldap_search_ext_s(c->ld, dn, LDAP_SCOPE_BASE, filter, attrs, 0, NULL, NULL, NULL, 2, &msg);
+                rc = ldap_search_ext_s(c->ld, base, scope, filter, attrs, 0, NULL, NULL, NULL, size_limit, &msg);
                 if (rc == LDAP_SUCCESS)
                         break;
                 ldap_msgfree(msg);
                 msg = NULL;
-                r = op_result(c, rc, "read", dn);
-                /* a read is safe to repeat: once more down the list if the old server went away */
+                r = op_result(c, rc, what, base);
                 if (r != -EHOSTDOWN || !had || attempt > 0)
                         return r;
         }
-        *ret_entry = ldap_first_entry(c->ld, msg);
         *ret_msg = msg;
+        return 0;
+}
+
+/* Read one entry by DN (scope base). *ret_msg owns the result; 0 with *ret_entry NULL if the
+ * filter did not match. */
+static int read_entry(FleetConn *c, const char *dn, const char *filter, char **attrs, LDAPMessage **ret_msg,
+                      LDAPMessage **ret_entry) {
+        int r;
+
+        r = search(c, dn, LDAP_SCOPE_BASE, filter, attrs, 2, "read", ret_msg);
+        if (r < 0)
+                return r;
+        *ret_entry = ldap_first_entry(c->ld, *ret_msg);
         return 0;
 }
 
@@ -480,26 +491,13 @@ int fleet_group_list(FleetConn *c, char ***ret_names) {
         _cleanup_strv_free_ char **names = NULL;
         LDAPMessage *msg = NULL;
         size_t n = 0;
-        int rc, r;
+        int r;
 
         if (!c || !ret_names)
                 return -EINVAL;
-        for (unsigned attempt = 0;; attempt++) {
-                bool had = c->ld;
-
-                r = fleet_conn_ensure(c);
-                if (r < 0)
-                        return r;
-                rc = ldap_search_ext_s(c->ld, c->groups_dn, LDAP_SCOPE_ONELEVEL, "(objectClass=dkmKeyGroup)", attrs, 0,
-                                       NULL, NULL, NULL, 0, &msg);
-                if (rc == LDAP_SUCCESS)
-                        break;
-                ldap_msgfree(msg);
-                msg = NULL;
-                r = op_result(c, rc, "list", c->groups_dn);
-                if (r != -EHOSTDOWN || !had || attempt > 0)
-                        return r;
-        }
+        r = search(c, c->groups_dn, LDAP_SCOPE_ONELEVEL, "(objectClass=dkmKeyGroup)", attrs, 0, "list", &msg);
+        if (r < 0)
+                return r;
         names = calloc((size_t) ldap_count_entries(c->ld, msg) + 1, sizeof(char *));
         if (!names) {
                 ldap_msgfree(msg);
@@ -745,26 +743,13 @@ int fleet_host_list(FleetConn *c, FleetHost ***ret, size_t *ret_n) {
         FleetHost **l = NULL;
         LDAPMessage *msg = NULL;
         size_t n = 0;
-        int rc, r = 0;
+        int r;
 
         if (!c || !ret || !ret_n)
                 return -EINVAL;
-        for (unsigned attempt = 0;; attempt++) {
-                bool had = c->ld;
-
-                r = fleet_conn_ensure(c);
-                if (r < 0)
-                        return r;
-                rc = ldap_search_ext_s(c->ld, c->hosts_dn, LDAP_SCOPE_ONELEVEL, "(objectClass=dkmHost)", attrs, 0,
-                                       NULL, NULL, NULL, 0, &msg);
-                if (rc == LDAP_SUCCESS)
-                        break;
-                ldap_msgfree(msg);
-                msg = NULL;
-                r = op_result(c, rc, "list", c->hosts_dn);
-                if (r != -EHOSTDOWN || !had || attempt > 0)
-                        return r;
-        }
+        r = search(c, c->hosts_dn, LDAP_SCOPE_ONELEVEL, "(objectClass=dkmHost)", attrs, 0, "list", &msg);
+        if (r < 0)
+                return r;
         l = calloc((size_t) ldap_count_entries(c->ld, msg) + 1, sizeof(FleetHost *));
         if (!l) {
                 ldap_msgfree(msg);
