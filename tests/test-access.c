@@ -315,22 +315,6 @@ static const char *work(unsigned slot, const char *group, const char *name) {
         return path_buf[slot];
 }
 
-/* "dkm encrypt" as the member, into a file everyone may read. */
-static void encrypt_as_member(const char *group, const char *path, const char *text) {
-        TestCreds member = test_creds_member();
-        TestRun r;
-        int fd;
-
-        test_run(&r, text, strlen(text), &member,
-                 (char *const[]){ (char *) cli(), (char *) "encrypt", (char *) "-g", (char *) group, NULL });
-        ck_assert_msg(r.status == 0, "encrypt: %s", r.err);
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        ck_assert_int_ge(fd, 0);
-        ck_assert_int_eq(loop_write(fd, r.out, r.out_size), 0);
-        close(fd);
-        test_run_free(&r);
-}
-
 /* "dkm decrypt -i path" as c; its status, with the one-line error in err (may be NULL). */
 static int decrypt(const TestCreds *c, const char *path, const char *want, char *err, size_t err_size) {
         TestRun r;
@@ -500,7 +484,7 @@ START_TEST(test_two_levels_grant_and_expiry) {
         ck_assert_ptr_nonnull(gpath);
         forget_ended_grants(&person);
         ct = work(0, g, "ct");
-        encrypt_as_member(g, ct, "incident data");
+        test_member_encrypt(g, ct, "incident data");
         decrypt_as(&person, ct, 4, "not a member");
 
         req = must_request(&person, g, "INC-1: debug", 3 * USEC);
@@ -723,7 +707,7 @@ START_TEST(test_revoke) {
         ck_assert_ptr_nonnull(gpath);
         forget_ended_grants(&person);
         ct = work(0, g, "ct");
-        encrypt_as_member(g, ct, "revocable");
+        test_member_encrypt(g, ct, "revocable");
         req = must_request(&person, g, "INC-8: one minute", MAX_GRANT_USEC);
         request_object(req, g, obj);
         must_act(&a1, req, "Approve");
@@ -762,7 +746,7 @@ START_TEST(test_retire_with_approvals) {
         TestCall c;
 
         ct1 = work(0, g, "ct1");
-        encrypt_as_member(g, ct1, "under one");
+        test_member_encrypt(g, ct1, "under one");
         for (uint32_t want = 2; want <= 3; want++) {
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -773,7 +757,7 @@ START_TEST(test_retire_with_approvals) {
                 ck_assert_uint_eq(number, want);
         }
         ct3 = work(1, g, "ct3");
-        encrypt_as_member(g, ct3, "under three");
+        test_member_encrypt(g, ct3, "under three");
         ck_assert_str_eq(gen_state(bus, gpath, 1), "archived");
         decrypt_as(&member, ct1, 0, "under one");
 
@@ -841,7 +825,7 @@ START_TEST(test_state_survives_restart) {
                 gpath = create_group(bus, g, true, 0);
         }
         ct = work(0, g, "ct");
-        encrypt_as_member(g, ct, "after a restart");
+        test_member_encrypt(g, ct, "after a restart");
         req = must_request(&person, g, "INC-9: across a restart", 30 * USEC);
         must_act(&a1, req, "Approve");
 
@@ -910,7 +894,7 @@ START_TEST(test_grant_outlives_dkmd) {
                 gpath = create_group(bus, g, true, 0);
         }
         ct = work(0, g, "ct");
-        encrypt_as_member(g, ct, "while dkmd is dead");
+        test_member_encrypt(g, ct, "while dkmd is dead");
         req = must_request(&person, g, "INC-10: dkmd dies", 3 * USEC);
         request_object(req, g, obj);
         must_act(&a1, req, "Approve");
@@ -1303,7 +1287,7 @@ START_TEST(test_no_key_bytes_anywhere) {
                 gpath = create_group(bus, g, true, 0);
         }
         ct = work(0, g, "ct");
-        encrypt_as_member(g, ct, "no keys in the logs");
+        test_member_encrypt(g, ct, "no keys in the logs");
         req = must_request(&person, g, "INC-12: keys stay in the kernel", 30 * USEC);
         request_object(req, g, obj);
         must_act(&a1, req, "Approve");

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "macro.h"
 #include "test-accounts.h"
 #include "test-bus.h"
@@ -335,4 +336,46 @@ int test_call_as(const TestCreds *c, TestCall *ret, const char *path, const char
         r = test_call_as_in(NULL, NULL, c, ret, path, iface, method, types, ap);
         va_end(ap);
         return r;
+}
+
+char *test_manager_property(const char *property) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        char *s = NULL;
+
+        ck_assert_msg(sd_bus_get_property_string(bus, SVC, MGR_PATH, MGR_IFACE, property, &e, &s) >= 0, "%s: %s",
+                      property, e.message ?: "");
+        return s;
+}
+
+char *test_create_group(const char *name) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *path;
+        char *copy;
+
+        ck_assert_msg(sd_bus_call_method(bus, SVC, MGR_PATH, MGR_IFACE, "CreateGroup", &e, &reply, "sua{sv}", name,
+                                         (uint32_t) TW.gid, 0) >= 0,
+                      "CreateGroup %s: %s: %s", name, e.name ?: "", e.message ?: "");
+        ck_assert_int_ge(sd_bus_message_read(reply, "o", &path), 0);
+        copy = strdup(path);
+        ck_assert_ptr_nonnull(copy);
+        return copy;
+}
+
+void test_member_encrypt(const char *group, const char *path, const char *text) {
+        TestCreds member = test_creds_member();
+        TestRun r;
+        int fd;
+
+        test_run(&r, text, strlen(text), &member,
+                 (char *const[]){ (char *) test_env_path("DKM_CLI"), (char *) "encrypt", (char *) "-g", (char *) group,
+                                  NULL });
+        ck_assert_msg(r.status == 0, "encrypt: %s", r.err);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(loop_write(fd, r.out, r.out_size), 0);
+        close(fd);
+        test_run_free(&r);
 }

@@ -92,3 +92,10 @@ int test_call_as(const struct TestCreds *c, TestCall *ret, const char *path, con
 int test_call_as_in(void (*enter)(void *userdata), void *userdata, const struct TestCreds *c, TestCall *ret,
                     const char *path, const char *iface, const char *method, const char *types, va_list ap);
 void test_assert_bus_error(const sd_bus_error *e, const char *name);
+
+/* Shared steps of the dkmd tests. The manager's string property (malloc'd); CreateGroup as root
+ * for TW.gid with no options (its object path, malloc'd); "dkm encrypt -g group" as the member
+ * ($DKM_CLI), the ciphertext written to path. Each fails the test on an error. */
+char *test_manager_property(const char *property);
+char *test_create_group(const char *name);
+void test_member_encrypt(const char *group, const char *path, const char *text);

@@ -236,16 +236,6 @@ static char *read_all(const char *path, size_t *ret_size) {
 
 /* ---- properties and calls ---- */
 
-static char *mgr_s(const char *property) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
-        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-        char *s = NULL;
-
-        ck_assert_msg(sd_bus_get_property_string(bus, SVC, MGR_PATH, MGR_IFACE, property, &e, &s) >= 0, "%s: %s",
-                      property, e.message ?: "");
-        return s;
-}
-
 static uint64_t mgr_t(const char *property) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
         uint64_t v = 0;
@@ -256,14 +246,14 @@ static uint64_t mgr_t(const char *property) {
 
 static const char *store_state(void) {
         static char s[32];
-        _cleanup_free_ char *v = mgr_s("StoreState");
+        _cleanup_free_ char *v = test_manager_property("StoreState");
 
         snprintf(s, sizeof(s), "%s", v);
         return s;
 }
 
 static void assert_store_state(const char *want) {
-        _cleanup_free_ char *detail = mgr_s("StoreStateDetail");
+        _cleanup_free_ char *detail = test_manager_property("StoreStateDetail");
 
         ck_assert_msg(strcmp(store_state(), want) == 0, "StoreState %s (%s), want %s", store_state(), detail, want);
 }
@@ -280,7 +270,7 @@ static bool wait_store_state(const char *want, unsigned ms) {
 
 static void must_wait_store_state(const char *want, unsigned ms) {
         if (!wait_store_state(want, ms)) {
-                _cleanup_free_ char *detail = mgr_s("StoreStateDetail");
+                _cleanup_free_ char *detail = test_manager_property("StoreStateDetail");
 
                 ck_abort_msg("StoreState %s (%s) after %u ms, want %s", store_state(), detail, ms, want);
         }
@@ -436,19 +426,6 @@ static void approve_both_levels(const char *request) {
         must_act(&a2, request, "Approve");
 }
 
-static char *create_group(const char *name) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-        const char *path;
-
-        ck_assert_msg(sd_bus_call_method(bus, SVC, MGR_PATH, MGR_IFACE, "CreateGroup", &e, &reply, "sua{sv}", name,
-                                         (uint32_t) TW.gid, 0) >= 0,
-                      "CreateGroup %s: %s: %s", name, e.name ?: "", e.message ?: "");
-        ck_assert_int_ge(sd_bus_message_read(reply, "o", &path), 0);
-        return strdup(path);
-}
-
 static void create_group_refused(const char *name, const char *error) {
         TestCall c;
 
@@ -471,22 +448,6 @@ static void group_call(const char *gpath, const char *method, const char *error)
 static const char *work(char buf[static 300], const char *group, const char *name) {
         snprintf(buf, 300, "%s/%s-%s", TW.work_dir, group, name);
         return buf;
-}
-
-static void encrypt_as_member(const char *group, const char *path, const char *text) {
-        TestCreds member = test_creds_member();
-        TestRun r;
-        int fd;
-
-        test_run(&r, text, strlen(text), &member,
-                 (char *const[]){ (char *) test_env_path("DKM_CLI"), (char *) "encrypt", (char *) "-g", (char *) group,
-                                  NULL });
-        ck_assert_msg(r.status == 0, "encrypt: %s", r.err);
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        ck_assert_int_ge(fd, 0);
-        ck_assert_int_eq(loop_write(fd, r.out, r.out_size), 0);
-        close(fd);
-        test_run_free(&r);
 }
 
 /* The member decrypts path: want is the plaintext, or NULL when it must fail. A decryption
@@ -617,8 +578,8 @@ START_TEST(test_several_protectors) {
                       "dkmctl protector list: %s", out);
         ck_assert_uint_gt(mgr_t("NextCheckUSec"), 0); /* a device is checked regularly */
 
-        gpath = create_group(g);
-        encrypt_as_member(g, work(ct, g, "ct"), "two ways in");
+        gpath = test_create_group(g);
+        test_member_encrypt(g, work(ct, g, "ct"), "two ways in");
         member_decrypts(ct, "two ways in");
 
         /* No approval levels in the store policy: done at once ("/"). Not for non-admins. */
@@ -786,7 +747,7 @@ START_TEST(test_last_usable_protector) {
         ck_assert_str_eq(health_of(&p, "local", "file"), "ok");
         ck_assert_str_eq(health_of(&p, "hsm", "pkcs11"), "withdrawn");
         assert_store_state("unlocked");
-        detail = mgr_s("StoreStateDetail");
+        detail = test_manager_property("StoreStateDetail");
         ck_assert_msg(strcmp(detail, "") == 0, "StoreStateDetail '%s' while unlocked", detail);
 
         act(&a2, req, "Approve", &c);
@@ -819,8 +780,8 @@ START_TEST(test_hsm_unavailable) {
         /* A first run loads the group's keys into the kernel. */
         dkmd_start();
         assert_store_state("unlocked");
-        gpath = create_group(g);
-        encrypt_as_member(g, work(ct, g, "ct"), "served from the kernel");
+        gpath = test_create_group(g);
+        test_member_encrypt(g, work(ct, g, "ct"), "served from the kernel");
         member_decrypts(ct, "served from the kernel");
         ck_assert_int_eq(test_dkmd_stop(false), 0);
 
@@ -828,7 +789,7 @@ START_TEST(test_hsm_unavailable) {
         token_unplug(&e);
         dkmd_start();
         assert_store_state("waiting");
-        detail = mgr_s("StoreStateDetail");
+        detail = test_manager_property("StoreStateDetail");
         snprintf(want, sizeof(want), "no token labelled '%s'", e.token);
         ck_assert_msg(strstr(detail, "hsm") && strstr(detail, want), "StoreStateDetail '%s'", detail);
         next = mgr_t("NextCheckUSec");
@@ -894,8 +855,8 @@ START_TEST(test_withdrawal) {
         ck_assert_int_eq(test_store("protector", "remove", "local"), 0);
         dkmd_start();
         assert_store_state("unlocked");
-        gpath = create_group(g);
-        encrypt_as_member(g, work(ct, g, "ct"), "until withdrawn");
+        gpath = test_create_group(g);
+        test_member_encrypt(g, work(ct, g, "ct"), "until withdrawn");
         member_decrypts(ct, "until withdrawn");
 
         {
@@ -957,8 +918,8 @@ START_TEST(test_purge_cancel) {
 
         env_init(&e, "cancel", false);
         dkmd_start();
-        gpath = create_group(g);
-        encrypt_as_member(g, work(ct, g, "ct"), "old data");
+        gpath = test_create_group(g);
+        test_member_encrypt(g, work(ct, g, "ct"), "old data");
         /* No approval levels: no purge. */
         (void) test_call_as(NULL, &c, MGR_PATH, MGR_IFACE, "Purge", "s", "CUST-8: no levels");
         assert_error(&c, E_NO_APPROVERS, "Purge without approval levels");
@@ -1167,10 +1128,10 @@ START_TEST(test_purge_done) {
         snprintf(policy, sizeof(policy), "--approval-groups=%s,%s", TW.appr1, TW.appr2);
         ck_assert_int_eq(test_store("policy", "set", policy, "--purge-delay=2s"), 0);
         dkmd_start();
-        gpath = create_group(g);
-        encrypt_as_member(g, work(ct, g, "ct"), "doomed data");
+        gpath = test_create_group(g);
+        test_member_encrypt(g, work(ct, g, "ct"), "doomed data");
         group_call(gpath, "Rollover", NULL);
-        encrypt_as_member(g, work(ct2, g, "ct2"), "doomed data, generation 2");
+        test_member_encrypt(g, work(ct2, g, "ct2"), "doomed data, generation 2");
         member_decrypts(ct, "doomed data");
         collect_keys(&e, g, k);
         ck_assert_uint_eq(k->n, 4); /* root, KEK, generations 1 and 2 */
@@ -1274,8 +1235,8 @@ START_TEST(test_tpm2_pcr) {
         /* Unlocked through the TPM alone. */
         dkmd_start();
         assert_store_state("unlocked");
-        gpath = create_group(g);
-        encrypt_as_member(g, work(ct, g, "ct"), "sealed to PCR 16");
+        gpath = test_create_group(g);
+        test_member_encrypt(g, work(ct, g, "ct"), "sealed to PCR 16");
         member_decrypts(ct, "sealed to PCR 16");
 
         test_tpm_pcr_extend(ESYS_TR_PCR16);
@@ -1288,7 +1249,7 @@ START_TEST(test_tpm2_pcr) {
 
         dkmd_start();
         assert_store_state("waiting");
-        detail = mgr_s("StoreStateDetail");
+        detail = test_manager_property("StoreStateDetail");
         ck_assert_msg(strstr(detail, "tpm") && strstr(detail, "PCR mismatch"), "StoreStateDetail '%s'", detail);
         list_protectors(&p);
         ck_assert_str_eq(health_of(&p, "tpm", "tpm2"), "pcr-mismatch");

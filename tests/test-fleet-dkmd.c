@@ -117,19 +117,9 @@ static uint64_t directory_revision(const char *group) {
 
 /* ---- dkmd's side, over its bus ---- */
 
-static char *mgr_s(const char *property) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
-        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-        char *s = NULL;
-
-        ck_assert_msg(sd_bus_get_property_string(bus, SVC, MGR_PATH, MGR_IFACE, property, &e, &s) >= 0, "%s: %s",
-                      property, e.message ?: "");
-        return s;
-}
-
 static bool wait_fleet_state(const char *want, unsigned ms) {
         for (unsigned waited = 0;; waited += 100) {
-                _cleanup_free_ char *s = mgr_s("FleetState");
+                _cleanup_free_ char *s = test_manager_property("FleetState");
 
                 if (strcmp(s, want) == 0)
                         return true;
@@ -160,19 +150,6 @@ static uint64_t wait_active(const char *gpath, uint32_t want, unsigned ms) {
         return now_usec() - t0;
 }
 
-static char *create_group(const char *name) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-        const char *path;
-
-        ck_assert_msg(sd_bus_call_method(bus, SVC, MGR_PATH, MGR_IFACE, "CreateGroup", &e, &reply, "sua{sv}", name,
-                                         (uint32_t) TW.gid, 0) >= 0,
-                      "CreateGroup %s: %s: %s", name, e.name ?: "", e.message ?: "");
-        ck_assert_int_ge(sd_bus_message_read(reply, "o", &path), 0);
-        return strdup(path);
-}
-
 static void rollover(const char *gpath, const char *error) {
         TestCall c;
 
@@ -185,22 +162,6 @@ static void rollover(const char *gpath, const char *error) {
 }
 
 /* ---- the member, with the dkm CLI ---- */
-
-static void encrypt_as_member(const char *group, const char *path, const char *text) {
-        TestCreds member = test_creds_member();
-        TestRun r;
-        int fd;
-
-        test_run(&r, text, strlen(text), &member,
-                 (char *const[]){ (char *) test_env_path("DKM_CLI"), (char *) "encrypt", (char *) "-g", (char *) group,
-                                  NULL });
-        ck_assert_msg(r.status == 0, "encrypt: %s", r.err);
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        ck_assert_int_ge(fd, 0);
-        ck_assert_int_eq(loop_write(fd, r.out, r.out_size), 0);
-        close(fd);
-        test_run_free(&r);
-}
 
 static void member_decrypts(const char *path, const char *want) {
         TestCreds member = test_creds_member();
@@ -250,17 +211,17 @@ START_TEST(test_follow_and_partition) {
         snprintf(cmd, sizeof(cmd), "--fleet=%s", conf);
         test_dkmd_start((const char *const[]){ cmd, NULL });
         ck_assert_msg(wait_fleet_state("connected", 5000), "not connected: %s", test_dkmd_log());
-        uri = mgr_s("FleetUri");
+        uri = test_manager_property("FleetUri");
         ck_assert_str_eq(uri, test_slapd_uri(1));
 
         /* A group made here is in the directory (revision 1) before it is in the kernel. */
-        gpath = create_group(group);
+        gpath = test_create_group(group);
         for (int i = 0; i < 50 && directory_revision(group) != 1; i++)
                 sleep_ms(100);
         ck_assert_uint_eq(directory_revision(group), 1);
         for (int i = 0; i < 4; i++)
                 snprintf(ct[i], sizeof(ct[i]), "%s/%s-%d", TW.work_dir, group, i);
-        encrypt_as_member(group, ct[1], "one");
+        test_member_encrypt(group, ct[1], "one");
         member_decrypts(ct[1], "one");
 
         /* host2 rolls over: this host's kernel has generation 2 active within seconds. */
@@ -269,7 +230,7 @@ START_TEST(test_follow_and_partition) {
         took = wait_active(gpath, 2, 5000);
         fprintf(stderr, "fleet: host2's rollover active on this host after %.1f ms\n", (double) took / 1000.0);
         ck_assert_uint_gt(directory_revision(group), rev);
-        encrypt_as_member(group, ct[2], "two");
+        test_member_encrypt(group, ct[2], "two");
         member_decrypts(ct[1], "one");
         member_decrypts(ct[2], "two");
 
@@ -288,7 +249,7 @@ START_TEST(test_follow_and_partition) {
         ck_assert_msg(wait_fleet_state("connected", 20000), "not reconnected");
         took = wait_active(gpath, 3, 20000);
         fprintf(stderr, "fleet: caught up with generation 3 %.1f ms after reconnecting\n", (double) took / 1000.0);
-        encrypt_as_member(group, ct[3], "three");
+        test_member_encrypt(group, ct[3], "three");
         member_decrypts(ct[3], "three");
         member_decrypts(ct[1], "one");
 

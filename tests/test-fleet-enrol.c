@@ -206,16 +206,6 @@ static bool wait_fleet_connected(unsigned ms) {
         }
 }
 
-static void create_group(const char *name) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-
-        ck_assert_msg(sd_bus_call_method(bus, SVC, MGR_PATH, MGR_IFACE, "CreateGroup", &e, &reply, "sua{sv}", name,
-                                         (uint32_t) TW.gid, 0) >= 0,
-                      "CreateGroup %s: %s: %s", name, e.name ?: "", e.message ?: "");
-}
-
 /* ListHosts as anyone: host's state, or NULL if not listed. */
 static char *listed_state(const char *host, char public_key[static 65]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = test_bus_open();
@@ -340,7 +330,7 @@ START_TEST(test_enrol_and_remove) {
         snprintf(cmd, sizeof(cmd), "--fleet=%s", conf);
         test_dkmd_start((const char *const[]){ cmd, NULL });
         ck_assert_msg(wait_fleet_connected(5000), "not connected: %s", test_dkmd_log());
-        create_group(group);
+        free(test_create_group(group));
 
         /* Before the admin's entry: no such host, for anyone who asks. */
         call_host(NULL, &c, "EnrollHost", "host2");

@@ -420,21 +420,6 @@ static const char *cli(void) {
         return test_env_path("DKM_CLI");
 }
 
-static void encrypt_as_member(const char *group, const char *path, const char *text) {
-        TestCreds member = test_creds_member();
-        TestRun r;
-        int fd;
-
-        test_run(&r, text, strlen(text), &member,
-                 (char *const[]){ (char *) cli(), (char *) "encrypt", (char *) "-g", (char *) group, NULL });
-        ck_assert_msg(r.status == 0, "encrypt: %s", r.err);
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        ck_assert_int_ge(fd, 0);
-        ck_assert_int_eq(loop_write(fd, r.out, r.out_size), 0);
-        close(fd);
-        test_run_free(&r);
-}
-
 /* "dkm decrypt -i path" as c: status 0 and the plaintext want, or that status and those words in
  * its one-line error. */
 static void decrypt_as(const TestCreds *c, const char *path, int status, const char *want_or_words) {
@@ -516,10 +501,10 @@ static void hostile_up(void) {
         snprintf(H.sample, sizeof(H.sample), "%s/hk-sample", TW.work_dir);
         snprintf(H.dos_old, sizeof(H.dos_old), "%s/hkdos-old", TW.work_dir);
         snprintf(H.dos_new, sizeof(H.dos_new), "%s/hkdos-new", TW.work_dir);
-        encrypt_as_member(test_key_group("hk"), H.sample, SAMPLE_TEXT);
-        encrypt_as_member(test_key_group("hkdos"), H.dos_old, DOS_OLD_TEXT);
+        test_member_encrypt(test_key_group("hk"), H.sample, SAMPLE_TEXT);
+        test_member_encrypt(test_key_group("hkdos"), H.dos_old, DOS_OLD_TEXT);
         must_rollover(bus, dos);
-        encrypt_as_member(test_key_group("hkdos"), H.dos_new, DOS_NEW_TEXT);
+        test_member_encrypt(test_key_group("hkdos"), H.dos_new, DOS_NEW_TEXT);
         ck_assert_uint_eq(group_u(bus, hk, "ActiveGeneration"), 4);
         ck_assert_uint_eq(group_u(bus, dos, "ActiveGeneration"), 2);
 }
