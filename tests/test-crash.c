@@ -272,7 +272,7 @@ static void audit_dir_of(const char *state_dir, char *buf, size_t size) {
 /* The path of the newest audit-NNNNNN.log in dir. */
 static bool newest_audit_file(const char *dir, char *buf, size_t size) {
         _cleanup_(closedirp) DIR *d = opendir(dir);
-        char best[64] = "";
+        char best[NAME_MAX + 1] = "";
         struct dirent *de;
 
         if (!d)

@@ -59,16 +59,6 @@ static void store_id_hex(const char *state, char out[static 33]) {
                 snprintf(out + 2 * i, 3, "%02x", id[i]);
 }
 
-static void directory_set_store_id(const char *hex) {
-        char cmd[1024];
-
-        snprintf(cmd, sizeof(cmd),
-                 "printf 'dn: cn=store,%s\\nchangetype: modify\\nreplace: dkmStoreId\\ndkmStoreId: %s\\n' | "
-                 "ldapmodify -x -H '%s' -D '%s' -w '%s' >/dev/null",
-                 TEST_SLAPD_BASE, hex, test_slapd_uri(0), TEST_SLAPD_ROOT_DN, TEST_SLAPD_PASSWORD);
-        ck_assert_msg(system(cmd) == 0, "%s", cmd);
-}
-
 static char host2_conf_path[256];
 
 /* The other host: a fleet.conf of its own (host2, provider 0 only). */
@@ -192,7 +182,7 @@ START_TEST(test_follow_and_partition) {
         ck_assert_int_eq(setenv("DKM_STATE_DIR", state, 1), 0);
         ck_assert_int_eq(test_store("init"), 0);
         store_id_hex(state, id);
-        directory_set_store_id(id);
+        test_slapd_set_store_id(id);
         /* host2 holds the same store (one fleet, one root key): a copy, made before any group. */
         snprintf(host2, sizeof(host2), "%s/host2", dir);
         snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", state, host2);

@@ -54,28 +54,6 @@ static void sleep_ms(unsigned ms) {
 
 /* ---- the directory ---- */
 
-static void directory_set_store_id(const char *id) {
-        char cmd[1024];
-
-        snprintf(cmd, sizeof(cmd),
-                 "printf 'dn: cn=store,%s\\nchangetype: modify\\nreplace: dkmStoreId\\ndkmStoreId: %s\\n' | "
-                 "ldapmodify -x -H '%s' -D '%s' -w '%s' >/dev/null",
-                 TEST_SLAPD_BASE, id, test_slapd_uri(0), TEST_SLAPD_ROOT_DN, TEST_SLAPD_PASSWORD);
-        ck_assert_msg(system(cmd) == 0, "%s", cmd);
-}
-
-/* What the directory's administrator does (docs/FLEET.md): the host's entry with its public key. */
-static void admin_add_host(const char *host, const char *public_key_hex) {
-        char cmd[1024];
-
-        snprintf(cmd, sizeof(cmd),
-                 "printf 'dn: cn=%s,ou=hosts,%s\\nobjectClass: dkmHost\\ncn: %s\\ndkmHostPublicKey: %s\\n' | "
-                 "ldapadd -x -H '%s' -D '%s' -w '%s' >/dev/null",
-                 host, TEST_SLAPD_BASE, host, public_key_hex, test_slapd_uri(0), TEST_SLAPD_ID("admin"),
-                 TEST_SLAPD_PASSWORD);
-        ck_assert_msg(system(cmd) == 0, "%s", cmd);
-}
-
 /* host2's view of its own entry, through src/fleet as host2 binds. */
 static FleetHost *host2_entry(void) {
         _cleanup_(fleet_config_freep) FleetConfig *c = NULL;
@@ -308,7 +286,7 @@ START_TEST(test_enrol_and_remove) {
         store_id(s1, raw_id);
         s1 = store_free(s1);
         hex(raw_id, sizeof(raw_id), id);
-        directory_set_store_id(id);
+        test_slapd_set_store_id(id);
 
         /* host2 (dkm-store fleet join STORE-ID): the fleet's identity, no protector, a key pair. */
         snprintf(host2, sizeof(host2), "%s/host2", dir);
@@ -335,7 +313,7 @@ START_TEST(test_enrol_and_remove) {
         /* Before the admin's entry: no such host, for anyone who asks. */
         call_host(NULL, &c, "EnrollHost", "host2");
         assert_call_error(&c, E_NO_SUCH_HOST, "EnrollHost before the entry");
-        admin_add_host("host2", pk2);
+        test_slapd_add_host("host2", pk2);
         st = listed_state("host2", listed_pk);
         ck_assert_ptr_nonnull(st);
         ck_assert_str_eq(st, "not enrolled");

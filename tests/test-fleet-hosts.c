@@ -28,7 +28,7 @@
 #define USEC 1000000ULL
 #define HOSTS 3
 
-static const char *const key_group_tags[] = { "fleet", NULL };
+static const char *const key_group_tags[] = { "fleet", "enrol", NULL };
 
 /* For a failure's message: every host's dkmd log. */
 static TestHost *all_hosts[HOSTS];
@@ -82,6 +82,35 @@ static int uri_port(const char *uri) {
         return atoi(colon + 1);
 }
 
+/* The fleet's identity: the store id of h's store, as 32 hex digits. */
+static void store_id_hex(const TestHost *h, char out[static 2 * STORE_ID_SIZE + 1]) {
+        _cleanup_store_ Store *s = NULL;
+        uint8_t raw[STORE_ID_SIZE];
+
+        ck_assert_int_eq(store_open(h->state_dir, &s), 0);
+        store_id(s, raw);
+        for (size_t i = 0; i < sizeof(raw); i++)
+                snprintf(out + 2 * i, 3, "%02x", raw[i]);
+}
+
+/* h's fleet.conf (the servers' URIs, its identity hostN) and its bus and dkmd --fleet. The check
+ * interval is also how often dkmd reads the whole directory as a safety net under its follower,
+ * and how often a host waiting for its enrolment looks at its entry. */
+static void start_fleet_host(TestHost *h, const char *uris, unsigned n, const char *check_interval) {
+        char conf[256], text[1024], arg[300], interval[64];
+
+        snprintf(conf, sizeof(conf), "%s/fleet.conf", h->dir);
+        snprintf(text, sizeof(text),
+                 "Uris=%s\nBase=%s\nBindDN=cn=host%u,ou=identities,dc=dkm,dc=test\nBindPasswordFile=%s\n"
+                 "Host=host%u\nTimeout=1s\n",
+                 uris, TEST_SLAPD_BASE, n, test_slapd_password_file(), n);
+        write_text(conf, text);
+        snprintf(arg, sizeof(arg), "--fleet=%s", conf);
+        snprintf(interval, sizeof(interval), "--protector-check-interval=%s", check_interval);
+        test_host_start_bus(h);
+        test_host_start_dkmd(h, (const char *const[]){ arg, interval, NULL });
+}
+
 /* ---- over a host's bus ---- */
 
 static char *mgr_s(TestHost *h, const char *property) {
@@ -101,8 +130,11 @@ static bool wait_fleet_state(TestHost *h, const char *want, unsigned ms) {
 
                 if (strcmp(s, want) == 0)
                         return true;
-                if (waited >= ms)
+                if (waited >= ms) {
+                        fprintf(stderr, "host %s: FleetState %s, not %s after %u ms\n", h->name, s, want, ms);
+                        dump_logs();
                         return false;
+                }
                 sleep_ms(100);
         }
 }
@@ -220,6 +252,21 @@ typedef struct Ciphertext {
 static Ciphertext ciphertexts[64];
 static char *group_path;
 
+/* The end of a case: every host stopped and removed, the ciphertexts freed, the providers gone. */
+static void finish(void) {
+        for (size_t i = 0; i < HOSTS; i++) {
+                test_host_free(all_hosts[i]);
+                all_hosts[i] = NULL;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(ciphertexts); i++) {
+                free(ciphertexts[i].data);
+                ciphertexts[i].data = NULL;
+        }
+        free(group_path);
+        group_path = NULL;
+        test_slapd_cleanup();
+}
+
 /* Every ciphertext made so far decrypts on every host: nothing was lost anywhere. */
 static void all_decrypt(TestHost *hosts[], const Ciphertext *c, size_t n) {
         for (size_t h = 0; h < HOSTS; h++)
@@ -276,7 +323,7 @@ START_TEST(test_fleet) {
         const char *group = test_key_group("fleet");
         TestHost *hosts[HOSTS] = {};
         TestForwarder *fwd[2];
-        char id[33], conf[256], text[1024], arg[300];
+        char id[2 * STORE_ID_SIZE + 1], uris[256];
         char *gpath;
         Ciphertext *ct = ciphertexts;
         size_t n_ct = 0;
@@ -303,38 +350,18 @@ START_TEST(test_fleet) {
                 ck_assert_msg(r.status == 0, "cp: %s", r.err);
                 test_run_free(&r);
         }
-        {
-                _cleanup_store_ Store *s = NULL;
-                uint8_t raw[STORE_ID_SIZE];
-                char cmd[1024];
-
-                ck_assert_int_eq(store_open(hosts[0]->state_dir, &s), 0);
-                store_id(s, raw);
-                for (size_t i = 0; i < sizeof(raw); i++)
-                        snprintf(id + 2 * i, 3, "%02x", raw[i]);
-                snprintf(cmd, sizeof(cmd),
-                         "printf 'dn: cn=store,%s\\nchangetype: modify\\nreplace: dkmStoreId\\ndkmStoreId: %s\\n' | "
-                         "ldapmodify -x -H '%s' -D '%s' -w '%s' >/dev/null",
-                         TEST_SLAPD_BASE, id, test_slapd_uri(0), TEST_SLAPD_ROOT_DN, TEST_SLAPD_PASSWORD);
-                ck_assert_int_eq(system(cmd), 0);
-        }
+        store_id_hex(hosts[0], id);
+        test_slapd_set_store_id(id);
 
         for (size_t i = 0; i < HOSTS; i++) {
-                snprintf(conf, sizeof(conf), "%s/fleet.conf", hosts[i]->dir);
                 if (i < 2)
-                        snprintf(text, sizeof(text), "Uris=%s %s\n", test_slapd_uri(0), test_slapd_uri(1));
+                        snprintf(uris, sizeof(uris), "%s %s", test_slapd_uri(0), test_slapd_uri(1));
                 else
-                        snprintf(text, sizeof(text), "Uris=ldap://127.0.0.1:%d/ ldap://127.0.0.1:%d/\n",
+                        snprintf(uris, sizeof(uris), "ldap://127.0.0.1:%d/ ldap://127.0.0.1:%d/",
                                  test_forwarder_port(fwd[0]), test_forwarder_port(fwd[1]));
-                snprintf(text + strlen(text), sizeof(text) - strlen(text),
-                         "Base=%s\nBindDN=cn=host%zu,ou=identities,dc=dkm,dc=test\nBindPasswordFile=%s\n"
-                         "Host=host%zu\nTimeout=1s\n",
-                         TEST_SLAPD_BASE, i + 1, test_slapd_password_file(), i + 1);
-                write_text(conf, text);
-                snprintf(arg, sizeof(arg), "--fleet=%s", conf);
-                test_host_start_bus(hosts[i]);
-                /* Also how often each host reads the directory as a safety net under its follower. */
-                test_host_start_dkmd(hosts[i], (const char *const[]){ arg, "--protector-check-interval=2s", NULL });
+                /* A minute: longer than any wait here, so every change below reaches a running
+                 * host through its follower, not through the periodic read. */
+                start_fleet_host(hosts[i], uris, (unsigned) i + 1, "60s");
                 ck_assert_msg(wait_fleet_state(hosts[i], "connected", 5000), "host %s not connected", hosts[i]->name);
         }
 
@@ -382,13 +409,41 @@ START_TEST(test_fleet) {
         test_slapd_restart(0);
         assert_agree(hosts, group);
 
+        /* C's connections reset while the providers stay up (a restart, a middlebox dropping its
+         * state): C reconnects at once (its follower's connection lived for more than a second,
+         * so no backoff), and A's next rollover reaches C through the new connection (dkmd's
+         * periodic read is a minute away). */
+        sleep_ms(1100);
+        {
+                unsigned accepted = test_forwarder_accepted(fwd[0]) + test_forwarder_accepted(fwd[1]);
+
+                test_forwarder_reset_connections(fwd[0]);
+                test_forwarder_reset_connections(fwd[1]);
+                for (int tries = 0; tries < 500; tries++) {
+                        if (test_forwarder_accepted(fwd[0]) + test_forwarder_accepted(fwd[1]) > accepted)
+                                break;
+                        sleep_ms(10);
+                }
+                ck_assert_msg(test_forwarder_accepted(fwd[0]) + test_forwarder_accepted(fwd[1]) > accepted,
+                              "C did not reconnect");
+                ck_assert_msg(wait_fleet_state(hosts[2], "connected", 5000), "C not connected again");
+                sleep_ms(200); /* its refresh done */
+                must_rollover(hosts[0], gpath);
+                took = wait_active(hosts[2], gpath, 4, 5000);
+                fprintf(stderr, "fleet: after C's reconnect, A's rollover active on C within %.1f ms\n",
+                        (double) took / 1000.0);
+                ct[n_ct].data = encrypt_in(hosts[0], group, "from a, gen 4", &ct[n_ct].size);
+                snprintf(ct[n_ct++].text, sizeof(ct[0].text), "from a, gen 4");
+                all_decrypt(hosts, ct, n_ct);
+        }
+
         /* C cut off from both providers: it keeps decrypting, does not follow, refuses changes. */
         test_forwarder_cut(fwd[0]);
         test_forwarder_cut(fwd[1]);
         ck_assert_msg(wait_fleet_state(hosts[2], "partitioned", 10000), "C not partitioned");
         must_rollover(hosts[0], gpath);
-        wait_active(hosts[1], gpath, 4, 5000);
-        ck_assert_uint_eq(active_on(hosts[2], gpath), 3);
+        wait_active(hosts[1], gpath, 5, 5000);
+        ck_assert_uint_eq(active_on(hosts[2], gpath), 4);
         {
                 _cleanup_free_ char *e = rollover_on(hosts[2], gpath);
                 ck_assert_msg(e && strcmp(e, "org.dkm.KeyManager1.Error.FleetUnavailable") == 0, "C's rollover: %s",
@@ -400,10 +455,10 @@ START_TEST(test_fleet) {
         test_forwarder_restore(fwd[0]);
         test_forwarder_restore(fwd[1]);
         ck_assert_msg(wait_fleet_state(hosts[2], "connected", 40000), "C not reconnected");
-        took = wait_active(hosts[2], gpath, 4, 10000);
+        took = wait_active(hosts[2], gpath, 5, 10000);
         fprintf(stderr, "fleet: C caught up %.1f ms after reconnecting\n", (double) took / 1000.0);
-        ct[n_ct].data = encrypt_in(hosts[0], group, "from a, gen 4", &ct[n_ct].size);
-        snprintf(ct[n_ct++].text, sizeof(ct[0].text), "from a, gen 4");
+        ct[n_ct].data = encrypt_in(hosts[0], group, "from a, gen 5", &ct[n_ct].size);
+        snprintf(ct[n_ct++].text, sizeof(ct[0].text), "from a, gen 5");
         all_decrypt(hosts, ct, n_ct);
 
         /* A and B roll the same group over at once, five times: each call works or loses cleanly
@@ -435,10 +490,12 @@ START_TEST(test_fleet) {
                 fprintf(stderr, "fleet: concurrent rollover %d: A %s, B %s\n", round, ra.error[0] ? ra.error : "ok",
                         rb.error[0] ? rb.error : "ok");
         }
+        /* The last activation may still be on its way when both calls have returned: first every
+         * host's copy equal to the directory's, then the same generation active everywhere. */
+        assert_agree(hosts, group);
         active = active_on(hosts[0], gpath);
         for (size_t i = 0; i < HOSTS; i++)
                 wait_active(hosts[i], gpath, active, 10000);
-        assert_agree(hosts, group);
         for (size_t i = 0; i < HOSTS; i++) {
                 snprintf(ct[n_ct].text, sizeof(ct[0].text), "from %s, gen %u", hosts[i]->name, active);
                 ct[n_ct].data = encrypt_in(hosts[i], group, ct[n_ct].text, &ct[n_ct].size);
@@ -446,28 +503,96 @@ START_TEST(test_fleet) {
         }
         all_decrypt(hosts, ct, n_ct);
 
-        for (size_t i = 0; i < HOSTS; i++)
-                test_host_free(hosts[i]);
         test_forwarder_stop(fwd[0]);
         test_forwarder_stop(fwd[1]);
-        for (size_t i = 0; i < n_ct; i++) {
-                free(ct[i].data);
-                ct[i].data = NULL;
+        finish();
+}
+END_TEST
+
+/* The enrolment of docs/FLEET.md with the new host's dkmd already running: D joins the fleet
+ * (dkm-store fleet join), the directory's administrator adds its entry, its dkmd comes up locked
+ * and waits; a dkmd admin on A enrols it (EnrollHost); D installs its protector from the
+ * directory by itself, unlocks, loads A's group and decrypts A's ciphertext, and its rollover
+ * reaches A. */
+START_TEST(test_enrolment_picked_up) {
+        const char *group = test_key_group("enrol");
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        TestHost *a, *d;
+        char id[2 * STORE_ID_SIZE + 1], public_key[65];
+        Ciphertext *ct = ciphertexts;
+        TestRun r;
+        uint64_t t0;
+
+        test_slapd_start(1);
+        test_slapd_populate();
+        a = all_hosts[0] = test_host_new("a");
+        d = all_hosts[1] = test_host_new("d");
+        ck_assert_int_eq(test_host_store(a, "init"), 0);
+        store_id_hex(a, id);
+        test_slapd_set_store_id(id);
+
+        /* D: the fleet's identity and a key pair of its own; its public key on stdout. */
+        test_host_run(d, NULL, (char *const[]){ (char *) test_env_path("DKM_STORE"), (char *) "fleet", (char *) "join", id, NULL },
+                      NULL, 0, &r);
+        ck_assert_msg(r.status == 0 && r.out_size == 65 && r.out[64] == '\n', "fleet join: status %d: %s", r.status,
+                      r.err);
+        memcpy(public_key, r.out, 64);
+        public_key[64] = 0;
+        test_run_free(&r);
+        test_slapd_add_host("host2", public_key);
+
+        start_fleet_host(a, test_slapd_uri(0), 1, "60s");
+        start_fleet_host(d, test_slapd_uri(0), 2, "1s");
+        ck_assert_msg(wait_fleet_state(a, "connected", 5000) && wait_fleet_state(d, "connected", 5000),
+                      "hosts not connected");
+        {
+                _cleanup_free_ char *state = mgr_s(d, "StoreState");
+                ck_assert_msg(strcmp(state, "locked") == 0, "D before its enrolment: %s", state);
         }
-        free(group_path);
-        group_path = NULL;
-        test_slapd_cleanup();
+        group_path = create_group(a, group);
+        ct[0].data = encrypt_in(a, group, "from a, before D", &ct[0].size);
+        snprintf(ct[0].text, sizeof(ct[0].text), "from a, before D");
+
+        bus = test_host_bus_open(a);
+        ck_assert_msg(sd_bus_call_method(bus, SVC, MGR_PATH, MGR_IFACE, "EnrollHost", &e, NULL, "ss", "host2",
+                                         "CHG-1: new host d") >= 0,
+                      "EnrollHost: %s: %s", e.name ?: "", e.message ?: "");
+        t0 = now_usec();
+        for (;;) {
+                _cleanup_free_ char *state = mgr_s(d, "StoreState");
+
+                if (strcmp(state, "unlocked") == 0)
+                        break;
+                if (now_usec() - t0 > 10 * USEC)
+                        dump_logs();
+                ck_assert_msg(now_usec() - t0 <= 10 * USEC, "D still %s 10 s after its enrolment", state);
+                sleep_ms(20);
+        }
+        fprintf(stderr, "fleet: a running dkmd unlocked %.1f ms after its enrolment\n",
+                (double) (now_usec() - t0) / 1000.0);
+        wait_active(d, group_path, 1, 5000);
+        decrypt_in(d, ct[0].data, ct[0].size, ct[0].text);
+        must_rollover(d, group_path);
+        wait_active(a, group_path, 2, 5000);
+        ct[1].data = encrypt_in(d, group, "from d, gen 2", &ct[1].size);
+        decrypt_in(a, ct[1].data, ct[1].size, "from d, gen 2");
+
+        finish();
 }
 END_TEST
 
 static Suite *make_suite(bool integration) {
         Suite *s = suite_create("fleet-hosts");
-        TCase *tc = tcase_create("fleet");
+        TCase *tc = tcase_create("fleet"), *te = tcase_create("enrolment");
 
         if (integration) {
                 tcase_set_timeout(tc, 240);
                 tcase_add_test(tc, test_fleet);
                 suite_add_tcase(s, tc);
+                tcase_set_timeout(te, 120);
+                tcase_add_test(te, test_enrolment_picked_up);
+                suite_add_tcase(s, te);
         }
         return s;
 }

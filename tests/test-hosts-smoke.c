@@ -668,12 +668,21 @@ START_TEST(test_forwarder) {
         ck_assert_int_ge(c3, 0);
         ping(c3, "ping-3");
         wait_live(f, 1);
+        /* Connections reset, the port still open: c3 is reset, a new connection relays. */
+        test_forwarder_reset_connections(f);
+        n = recv_within(c3, buf, sizeof(buf), 1000);
+        ck_assert_msg(n == 0 || n == -ECONNRESET, "c3 after the reset: %zd", n);
+        close(c3);
+        ck_assert(!test_forwarder_is_cut(f));
+        c3 = connect_port(port);
+        ck_assert_int_ge(c3, 0);
+        ping(c3, "ping-4");
         /* A client's FIN passes through: the echo server closes, the client sees EOF. */
         ck_assert_int_eq(shutdown(c3, SHUT_WR), 0);
         ck_assert_int_eq(recv_within(c3, buf, sizeof(buf), 2000), 0);
         close(c3);
         wait_live(f, 0);
-        ck_assert_uint_eq(test_forwarder_accepted(f), 3);
+        ck_assert_uint_eq(test_forwarder_accepted(f), 4);
 
         /* A target that is down: the client is reset at once. */
         test_forwarder_stop(f);

@@ -439,6 +439,28 @@ void test_slapd_populate(void) {
                                       "provider %u did not receive the base entries", i);
 }
 
+/* What the directory's administrators do (docs/FLEET.md), with the same tools they use. */
+void test_slapd_set_store_id(const char *hex) {
+        char cmd[1024];
+
+        snprintf(cmd, sizeof(cmd),
+                 "printf 'dn: cn=store,%s\\nchangetype: modify\\nreplace: dkmStoreId\\ndkmStoreId: %s\\n' | "
+                 "ldapmodify -x -H '%s' -D '%s' -w '%s' >/dev/null",
+                 TEST_SLAPD_BASE, hex, test_slapd_uri(0), TEST_SLAPD_ROOT_DN, TEST_SLAPD_PASSWORD);
+        ck_assert_msg(system(cmd) == 0, "%s", cmd);
+}
+
+void test_slapd_add_host(const char *host, const char *public_key_hex) {
+        char cmd[1024];
+
+        snprintf(cmd, sizeof(cmd),
+                 "printf 'dn: cn=%s,ou=hosts,%s\\nobjectClass: dkmHost\\ncn: %s\\ndkmHostPublicKey: %s\\n' | "
+                 "ldapadd -x -H '%s' -D '%s' -w '%s' >/dev/null",
+                 host, TEST_SLAPD_BASE, host, public_key_hex, test_slapd_uri(0), TEST_SLAPD_ID("admin"),
+                 TEST_SLAPD_PASSWORD);
+        ck_assert_msg(system(cmd) == 0, "%s", cmd);
+}
+
 bool test_slapd_has_entry(unsigned i, const char *dn, unsigned timeout_ms) {
         char *attrs[] = { (char *) LDAP_NO_ATTRS, NULL };
         LDAP *ld = root_bind(i);

@@ -42,5 +42,10 @@ const char *test_slapd_dir(void);
  * provider holds them. */
 void test_slapd_populate(void);
 
+/* As the directory's administrators (ldapmodify/ldapadd on provider 0): cn=store's dkmStoreId
+ * set to hex (the root DN); a host entry with its public key (the admin identity). */
+void test_slapd_set_store_id(const char *hex);
+void test_slapd_add_host(const char *host, const char *public_key_hex);
+
 /* Whether provider i holds dn (as the root DN), waiting up to timeout_ms. */
 bool test_slapd_has_entry(unsigned i, const char *dn, unsigned timeout_ms);

@@ -35,16 +35,16 @@ struct DkmdFleet {
         sd_event_source *catch_up_timer; /* every check interval: read the directory's groups */
         char *installed;              /* the protector file last installed from this host's entry */
         size_t installed_size;
-        int io_fd;
+        int io_fd;            /* the follower's connection being watched: its descriptor */
+        uint64_t io_connects; /* and which connection it was (fleet_follow_stats()->connects) */
         bool partitioned; /* the follower's last report: no server answered */
         void (*changed)(void *userdata);
         void *userdata;
 };
 
 /* After each (re)connect of the follower and every check interval: every group read from the
- * directory, what is newer taken. A delta resync from a provider other than the one that made the cookie can miss what
- * that provider received meanwhile (the three-host test saw it after a failover); this read
- * makes catching up independent of it. */
+ * directory, what is newer taken. A safety net under the follower, which keeps the host current
+ * on its own: it bounds what an unforeseen miss of the sync protocol could cost. */
 void dkmd_fleet_catch_up(DkmdFleet *f);
 
 /* fleet-ldap's -EHOSTDOWN as the manager names it; other codes as they are. */

@@ -272,13 +272,16 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return on_follow_event(userdata);
 }
 
-/* The follower's fd changes with each connection, and its reconnect time with each failure. */
+/* Each connection of the follower needs its own watch, and its reconnect time changes with each
+ * failure. A connection, not a descriptor number: a reconnect often gets the number the lost
+ * connection had, and the kernel dropped that socket's epoll registration when it was closed, so
+ * the old watch would never fire again (the follower then sat deaf until dkmd's periodic read). */
 static int rearm(DkmdFleet *f) {
         sd_event *event = sd_event_source_get_event(f->timer);
         int fd = fleet_follow_fd(f->follow), r;
-        uint64_t next = fleet_follow_next_usec(f->follow);
+        uint64_t next = fleet_follow_next_usec(f->follow), connects = fleet_follow_stats(f->follow)->connects;
 
-        if (fd != f->io_fd) {
+        if (fd != f->io_fd || connects != f->io_connects) {
                 f->io = sd_event_source_disable_unref(f->io);
                 f->io_fd = -1;
                 if (fd >= 0) {
@@ -286,6 +289,7 @@ static int rearm(DkmdFleet *f) {
                         if (r < 0)
                                 return r;
                         f->io_fd = fd;
+                        f->io_connects = connects;
                 }
         }
         if (next == UINT64_MAX)

@@ -177,12 +177,19 @@ int loader_run_helper(const KeyringManifest *m, char *const args[]) {
         }
         if (pid == 0) {
                 sigset_t none;
+                int devnull;
 
                 /* A daemon caller (dkmd) blocks SIGTERM/SIGINT for its signalfd; the helper must
                  * not inherit that, or it could not be stopped. */
                 sigemptyset(&none);
                 (void) sigprocmask(SIG_SETMASK, &none, NULL);
                 if (dup2(pipefd[0], STDIN_FILENO) < 0)
+                        _exit(127);
+                /* Its report ("keyring N") is for a person at a shell; our callers say what
+                 * happened in their own words, and dkmd's stdout is its journal. Errors stay on
+                 * stderr. */
+                devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+                if (devnull < 0 || dup2(devnull, STDOUT_FILENO) < 0)
                         _exit(127);
                 execv(loader_helper_path(), argv);
                 _exit(127);
