@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /* src/fleet against two real slapd providers in multi-provider replication (tests/test-slapd.c):
- * fleet.conf parsing, replication, conditional writes, the follower's cookie, failover and ACLs. */
+ * fleet.conf parsing, replication, conditional writes, the follower's cookie, failover, ACLs, and
+ * SASL EXTERNAL binds over ldapi. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -593,6 +596,66 @@ START_TEST(test_acl) {
 }
 END_TEST
 
+/* In a child with the given gid (root's uid; the gid is what slapd's olcAuthzRegexp maps): bind
+ * over ldapi with SASL EXTERNAL; as host1, create and read a group and read the store id; as
+ * anything else, read nothing and write nothing. Exit status 0, or the step that failed. */
+static int external_child(gid_t gid, bool is_host) {
+        _cleanup_(fleet_config_freep) FleetConfig *c = NULL;
+        _cleanup_(fleet_conn_freep) FleetConn *conn = NULL;
+        _cleanup_(fleet_group_freep) FleetGroup *g = NULL;
+        FleetConfigError e = {};
+        char text[1024], id[FLEET_STORE_ID_HEX + 1];
+        int r;
+
+        if (setgroups(0, NULL) < 0 || setgid(gid) < 0)
+                return 10;
+        snprintf(text, sizeof(text), "Uris=%s\nBase=%s\nSaslMech=EXTERNAL\nHost=host1\nTimeout=1s\n",
+                 test_slapd_ldapi_uri(0), TEST_SLAPD_BASE);
+        if (fleet_config_parse(text, strlen(text), &c, &e) < 0)
+                return 11;
+        r = fleet_connect(c, &conn);
+        if (r < 0) {
+                fprintf(stderr, "EXTERNAL bind with gid %u: %s\n", (unsigned) gid, fleet_last_error());
+                return 12;
+        }
+        if (is_host) {
+                if (fleet_group_put(conn, "external", "wrapped by sasl\n", 16, 0, NULL) < 0)
+                        return 13;
+                if (fleet_group_get(conn, "external", &g) < 0 || strcmp(g->text, "wrapped by sasl\n") != 0)
+                        return 14;
+                if (fleet_store_id_get(conn, id) < 0 || strcmp(id, TEST_SLAPD_STORE_ID) != 0)
+                        return 15;
+                return 0;
+        }
+        r = fleet_group_get(conn, "external", &g);
+        if (r != -ENOENT && r != -EACCES)
+                return 16;
+        if (fleet_group_put(conn, "external-2", "x\n", 2, 0, NULL) != -EACCES)
+                return 17;
+        return 0;
+}
+
+/* Production binds (docs/FLEET.md): SASL EXTERNAL over ldapi, the identity from the peer's
+ * credentials through olcAuthzRegexp. Mapped to host1, it reads and writes groups as a host;
+ * unmapped, the same ACLs give it nothing. */
+START_TEST(test_sasl_external) {
+        const struct { gid_t gid; bool is_host; } cases[] = { { TEST_SLAPD_EXTERNAL_GID, true },
+                                                               { TEST_SLAPD_EXTERNAL_GID + 1, false } };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                int status;
+                pid_t pid = fork();
+
+                ck_assert_int_ge(pid, 0);
+                if (pid == 0)
+                        _exit(external_child(cases[i].gid, cases[i].is_host));
+                ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+                ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "gid %u: step %d failed",
+                              (unsigned) cases[i].gid, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        }
+}
+END_TEST
+
 static Suite *fleet_suite(void) {
         Suite *s = suite_create("fleet-ldap");
         TCase *tc = tcase_create("config");
@@ -609,6 +672,7 @@ static Suite *fleet_suite(void) {
         tcase_add_test(tc, test_follow_cookie);
         tcase_add_test(tc, test_failover);
         tcase_add_test(tc, test_acl);
+        tcase_add_test(tc, test_sasl_external);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -36,6 +36,7 @@ typedef struct Provider {
         int port;
         pid_t pid;
         char uri[64];
+        char ldapi_uri[700];
 } Provider;
 
 static char root_dir[128];  /* made by test_slapd_init */
@@ -145,7 +146,12 @@ static void make_config(unsigned i, unsigned n) {
         f = fopen(path, "we");
         ck_assert_ptr_nonnull(f);
         fprintf(f,
-                "dn: cn=config\nobjectClass: olcGlobal\ncn: config\nolcServerID: %u\nolcPidFile: %s/slapd.pid\n\n"
+                "dn: cn=config\nobjectClass: olcGlobal\ncn: config\nolcServerID: %u\nolcPidFile: %s/slapd.pid\n"
+                /* SASL EXTERNAL over ldapi: root with this one gid is host1 (a host's identity
+                 * mapped from its peer credentials, as in production); root with gid 0 stays the
+                 * config database's manager. */
+                "olcAuthzRegexp: {0}\"gidNumber=" TEST_SLAPD_EXTERNAL_GID_STR
+                "\\+uidNumber=0,cn=peercred,cn=external,cn=auth\" \"" TEST_SLAPD_ID("host1") "\"\n\n"
                 "dn: cn=module{0},cn=config\nobjectClass: olcModuleList\ncn: module{0}\nolcModulePath: %s\n"
                 "olcModuleLoad: back_mdb\nolcModuleLoad: syncprov\n\n"
                 "dn: cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: schema\n\n"
@@ -242,7 +248,8 @@ static void launch(unsigned i) {
         }
         enc[o] = 0;
         snprintf(conf, sizeof(conf), "%s/slapd.d", p->dir);
-        snprintf(urls, sizeof(urls), "%s ldapi://%s", p->uri, enc);
+        snprintf(p->ldapi_uri, sizeof(p->ldapi_uri), "ldapi://%s", enc);
+        snprintf(urls, sizeof(urls), "%s %s", p->uri, p->ldapi_uri);
         snprintf(log, sizeof(log), "%s/slapd.log", p->dir);
 
         pid = fork();
@@ -437,6 +444,11 @@ void test_slapd_populate(void) {
                 if (providers[i].pid > 0)
                         ck_assert_msg(test_slapd_has_entry(i, "cn=store," TEST_SLAPD_BASE, 20000),
                                       "provider %u did not receive the base entries", i);
+}
+
+const char *test_slapd_ldapi_uri(unsigned i) {
+        ck_assert_uint_lt(i, n_providers);
+        return providers[i].ldapi_uri;
 }
 
 /* What the directory's administrators do (docs/FLEET.md), with the same tools they use. */

@@ -31,6 +31,12 @@ void test_slapd_stop_all(void);
 /* Stop every provider and remove this start's directory (a checked fixture's teardown; also at exit). */
 void test_slapd_cleanup(void);
 const char *test_slapd_uri(unsigned i); /* ldap://127.0.0.1:PORT/ */
+/* ldapi://ENCODED-PATH: its socket; a root process whose gid is TEST_SLAPD_EXTERNAL_GID binds
+ * there with SASL EXTERNAL as host1 (olcAuthzRegexp); with another gid it is only its peer
+ * credentials' DN, in no group. */
+const char *test_slapd_ldapi_uri(unsigned i);
+#define TEST_SLAPD_EXTERNAL_GID 4242
+#define TEST_SLAPD_EXTERNAL_GID_STR "4242"
 /* A file holding TEST_SLAPD_PASSWORD (for BindPasswordFile=). */
 const char *test_slapd_password_file(void);
 /* A directory of this test's own for state files. */
