@@ -5,7 +5,7 @@ set -eu
 
 packages="meson ninja-build pkg-config gcc clang libsodium-dev libkeyutils-dev libcap-dev
 libsystemd-dev libp11-kit-dev check keyutils dbus systemd valgrind passwd util-linux libxml2-utils polkitd
-libclang-rt-14-dev softhsm2 libtss2-dev swtpm libldap-dev ldap-utils slapd"
+libclang-rt-14-dev softhsm2 libtss2-dev swtpm libldap-dev ldap-utils slapd openssl"
 
 missing=""
 for p in $packages; do

@@ -61,6 +61,15 @@ START_TEST(test_config_valid) {
         ck_assert_str_eq(c->sasl_mech, "EXTERNAL");
         ck_assert_uint_eq(c->timeout_usec, FLEET_TIMEOUT_DEFAULT_USEC);
         ck_assert_ptr_null(c->bind_dn);
+        ck_assert_ptr_null(c->tls_cert_file);
+        c = fleet_config_free(c);
+
+        ck_assert_int_eq(parse("Uris=ldaps://a/\nBase=ou=dkm,dc=x\nSaslMech=EXTERNAL\nHost=h\nTLSCAFile=/ca.pem\n"
+                               "TLSCertificateFile=/etc/dkm/host.pem\nTLSKeyFile=/etc/dkm/host.key\n",
+                               &c, &e),
+                         0);
+        ck_assert_str_eq(c->tls_cert_file, "/etc/dkm/host.pem");
+        ck_assert_str_eq(c->tls_key_file, "/etc/dkm/host.key");
 }
 END_TEST
 
@@ -75,6 +84,11 @@ START_TEST(test_config_invalid) {
                 { "Base=ou=x\nHost=h\nSaslMech=EXTERNAL\n", 0, "Uris= is missing" },
                 { "Uris=ldap://a/\nHost=h\nSaslMech=EXTERNAL\n", 0, "Base= is missing" },
                 { "Uris=ldap://a/\nBase=ou=x\nSaslMech=EXTERNAL\n", 0, "Host= is missing" },
+                { "Uris=ldaps://a/\nBase=ou=x\nHost=h\nSaslMech=EXTERNAL\nTLSCAFile=/ca\nTLSCertificateFile=/c\n", 0,
+                  "go together" },
+                { "Uris=ldaps://a/\nBase=ou=x\nHost=h\nSaslMech=EXTERNAL\nTLSCertificateFile=/c\nTLSKeyFile=/k\n", 0,
+                  "needs TLSCAFile=" },
+                { "Uris=ldaps://a/\nBase=ou=x\nHost=h\nSaslMech=EXTERNAL\nTLSKeyFile=k\n", 5, "absolute path" },
                 { "Uris=http://a/\nBase=ou=x\nHost=h\nSaslMech=EXTERNAL\n", 1, "not an ldap" },
                 { "Uris=ldap://a/ ldap://A/\nBase=ou=x\nHost=h\nSaslMech=EXTERNAL\n", 1, "listed twice" },
                 { "Uris=ldap://a/\nBase=ou=x\nHost=h\nBindDN=cn=h,ou=x\n", 0, "needs BindPasswordFile" },
@@ -656,6 +670,71 @@ START_TEST(test_sasl_external) {
 }
 END_TEST
 
+/* A host's fleet.conf over TLS: uri, the CA file, and either host1's password or its client
+ * certificate with SASL EXTERNAL. */
+static FleetConfig *tls_config(const char *uri, const char *ca, bool client_certificate) {
+        FleetConfig *c = NULL;
+        FleetConfigError e = {};
+        char text[2048];
+
+        snprintf(text, sizeof(text), "Uris=%s\nBase=%s\nHost=host1\nTimeout=1s\nTLSCAFile=%s\n", uri, TEST_SLAPD_BASE,
+                 test_slapd_tls_file(ca));
+        if (client_certificate)
+                snprintf(text + strlen(text), sizeof(text) - strlen(text),
+                         "SaslMech=EXTERNAL\nTLSCertificateFile=%s\nTLSKeyFile=%s\n", test_slapd_tls_file("client.pem"),
+                         test_slapd_tls_file("client.key"));
+        else
+                snprintf(text + strlen(text), sizeof(text) - strlen(text), "BindDN=%s\nBindPasswordFile=%s\n",
+                         TEST_SLAPD_ID("host1"), test_slapd_password_file());
+        ck_assert_msg(parse(text, &c, &e) == 0, "config: %u: %s", e.line, e.message);
+        return c;
+}
+
+/* TLS as production runs it: StartTLS on ldap:// whenever a CA is configured, ldaps://, and SASL
+ * EXTERNAL with a client certificate. A server whose certificate does not chain to the
+ * configured CA is refused, on ldap:// too (no fall back to a clear-text bind). */
+START_TEST(test_tls) {
+        const struct {
+                const char *what;
+                bool ldaps, client_certificate;
+        } ok[] = {
+                { "StartTLS, simple bind", false, false },
+                { "ldaps, simple bind", true, false },
+                { "ldaps, client certificate", true, true },
+                { "StartTLS, client certificate", false, true },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+                const char *uri = ok[i].ldaps ? test_slapd_tls_uri(0) : test_slapd_uri(0);
+                _cleanup_(fleet_config_freep) FleetConfig *c = tls_config(uri, "ca.pem", ok[i].client_certificate);
+                _cleanup_(fleet_conn_freep) FleetConn *conn = NULL;
+                _cleanup_(fleet_group_freep) FleetGroup *g = NULL;
+                char name[32], text[64];
+                int r;
+
+                r = fleet_connect(c, &conn);
+                ck_assert_msg(r == 0, "%s: %s", ok[i].what, fleet_last_error());
+                /* a host's rights: the client certificate is host1 through olcAuthzRegexp */
+                snprintf(name, sizeof(name), "tls-%zu", i);
+                snprintf(text, sizeof(text), "written over %s\n", ok[i].what);
+                r = fleet_group_put(conn, name, text, strlen(text), 0, NULL);
+                ck_assert_msg(r == 0, "%s: put: %s", ok[i].what, fleet_last_error());
+                ck_assert_int_eq(fleet_group_get(conn, name, &g), 0);
+                ck_assert_str_eq(g->text, text);
+        }
+
+        for (int ldaps = 0; ldaps < 2; ldaps++) {
+                _cleanup_(fleet_config_freep) FleetConfig *c =
+                        tls_config(ldaps ? test_slapd_tls_uri(0) : test_slapd_uri(0), "other-ca.pem", false);
+                FleetConn *conn = NULL;
+                int r = fleet_connect(c, &conn);
+
+                ck_assert_msg(r < 0 && !conn, "%s with a server the CA did not sign: %d", ldaps ? "ldaps" : "StartTLS", r);
+                ck_assert_msg(strstr(fleet_last_error(), "TLS handshake failed"), "%s", fleet_last_error());
+        }
+}
+END_TEST
+
 static Suite *fleet_suite(void) {
         Suite *s = suite_create("fleet-ldap");
         TCase *tc = tcase_create("config");
@@ -673,6 +752,7 @@ static Suite *fleet_suite(void) {
         tcase_add_test(tc, test_failover);
         tcase_add_test(tc, test_acl);
         tcase_add_test(tc, test_sasl_external);
+        tcase_add_test(tc, test_tls);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -36,6 +36,8 @@ typedef struct Provider {
         int port;
         pid_t pid;
         char uri[64];
+        int tls_port;
+        char tls_uri[64];
         char ldapi_uri[700];
 } Provider;
 
@@ -67,6 +69,44 @@ static void rm_rf(const char *path) {
                 (void) nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The TLS files, under the root every process of the test shares: a CA, the servers' certificate
+ * (for 127.0.0.1) and a client certificate (cn=tls-host1, mapped to host1 by olcAuthzRegexp), all
+ * from that CA; and a second CA that signed none of them. Made with openssl, once per program. */
+static void make_certificates(void) {
+        char cmd[4096];
+        int r;
+
+        snprintf(cmd, sizeof(cmd),
+                 "set -e; umask 077; mkdir %1$s/tls; cd %1$s/tls\n"
+                 "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $1 2>/dev/null; }\n"
+                 "key ca.key; key other-ca.key; key server.key; key client.key\n"
+                 "openssl req -x509 -new -key ca.key -out ca.pem -days 2 -subj '/O=dkm-test/CN=dkm test CA'\n"
+                 "openssl req -x509 -new -key other-ca.key -out other-ca.pem -days 2 -subj '/O=dkm-test/CN=another CA'\n"
+                 "printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext\n"
+                 "openssl req -new -key server.key -subj '/O=dkm-test/CN=127.0.0.1' | "
+                 "openssl x509 -req -CA ca.pem -CAkey ca.key -set_serial 2 -days 2 -extfile server.ext -out server.pem "
+                 "2>/dev/null\n"
+                 "openssl req -new -key client.key -subj '/O=dkm-test/CN=tls-host1' | "
+                 "openssl x509 -req -CA ca.pem -CAkey ca.key -set_serial 3 -days 2 -out client.pem 2>/dev/null\n",
+                 root_dir);
+        r = system(cmd);
+        if (r != 0) {
+                fprintf(stderr, "cannot make the test's TLS certificates with openssl (scripts/deps.sh installs it)\n");
+                exit(EXIT_FAILURE);
+        }
+}
+
+const char *test_slapd_tls_file(const char *name) {
+        static char paths[8][300]; /* a few at once in one expression */
+        static unsigned next;
+        const char *root = getenv("DKM_TEST_SLAPD_ROOT");
+        char *p = paths[next++ % 8];
+
+        ck_assert_ptr_nonnull(root);
+        snprintf(p, sizeof(paths[0]), "%s/tls/%s", root, name);
+        return p;
+}
+
 void test_slapd_init(void) {
         if (access(SLAPD, X_OK) < 0 || access(SLAPADD, X_OK) < 0) {
                 fprintf(stderr, "SKIP: %s not installed (scripts/deps.sh installs slapd)\n", SLAPD);
@@ -78,6 +118,7 @@ void test_slapd_init(void) {
                 exit(EXIT_FAILURE);
         }
         setenv("DKM_TEST_SLAPD_ROOT", root_dir, 1);
+        make_certificates();
 }
 
 void test_slapd_finish(void) {
@@ -151,7 +192,11 @@ static void make_config(unsigned i, unsigned n) {
                  * mapped from its peer credentials, as in production); root with gid 0 stays the
                  * config database's manager. */
                 "olcAuthzRegexp: {0}\"gidNumber=" TEST_SLAPD_EXTERNAL_GID_STR
-                "\\+uidNumber=0,cn=peercred,cn=external,cn=auth\" \"" TEST_SLAPD_ID("host1") "\"\n\n"
+                "\\+uidNumber=0,cn=peercred,cn=external,cn=auth\" \"" TEST_SLAPD_ID("host1") "\"\n"
+                /* SASL EXTERNAL over TLS: the client certificate's subject, mapped the same way */
+                "olcAuthzRegexp: {1}\"cn=tls-host1,o=dkm-test\" \"" TEST_SLAPD_ID("host1") "\"\n"
+                "olcTLSCACertificateFile: %s\nolcTLSCertificateFile: %s\nolcTLSCertificateKeyFile: %s\n"
+                "olcTLSVerifyClient: try\n\n"
                 "dn: cn=module{0},cn=config\nobjectClass: olcModuleList\ncn: module{0}\nolcModulePath: %s\n"
                 "olcModuleLoad: back_mdb\nolcModuleLoad: syncprov\n\n"
                 "dn: cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: schema\n\n"
@@ -163,8 +208,9 @@ static void make_config(unsigned i, unsigned n) {
                 "dn: olcDatabase={1}mdb,cn=config\nobjectClass: olcDatabaseConfig\nobjectClass: olcMdbConfig\n"
                 "olcDatabase: {1}mdb\nolcDbDirectory: %s/db\nolcSuffix: %s\nolcRootDN: %s\nolcRootPW: %s\n"
                 "olcDbMaxSize: 67108864\nolcDbIndex: objectClass eq\nolcDbIndex: entryCSN,entryUUID eq\n",
-                i + 1, p->dir, MODULE_PATH, SCHEMA_DIR, SCHEMA_DIR, schema, p->dir, TEST_SLAPD_SUFFIX, TEST_SLAPD_ROOT_DN,
-                TEST_SLAPD_PASSWORD);
+                i + 1, p->dir, test_slapd_tls_file("ca.pem"), test_slapd_tls_file("server.pem"),
+                test_slapd_tls_file("server.key"), MODULE_PATH, SCHEMA_DIR, SCHEMA_DIR, schema, p->dir, TEST_SLAPD_SUFFIX,
+                TEST_SLAPD_ROOT_DN, TEST_SLAPD_PASSWORD);
         for (unsigned j = 0; j < n; j++) {
                 if (j == i)
                         continue;
@@ -234,7 +280,7 @@ static bool answers(unsigned i) {
 
 static void launch(unsigned i) {
         Provider *p = &providers[i];
-        char conf[300], urls[400], log[300], ldapi[300], enc[600];
+        char conf[300], urls[900], log[300], ldapi[300], enc[600];
         const char *debug = getenv("DKM_SLAPD_DEBUG") ?: "0";
         size_t o = 0;
         pid_t pid;
@@ -249,7 +295,7 @@ static void launch(unsigned i) {
         enc[o] = 0;
         snprintf(conf, sizeof(conf), "%s/slapd.d", p->dir);
         snprintf(p->ldapi_uri, sizeof(p->ldapi_uri), "ldapi://%s", enc);
-        snprintf(urls, sizeof(urls), "%s %s", p->uri, p->ldapi_uri);
+        snprintf(urls, sizeof(urls), "%s %s %s", p->uri, p->tls_uri, p->ldapi_uri);
         snprintf(log, sizeof(log), "%s/slapd.log", p->dir);
 
         pid = fork();
@@ -289,7 +335,7 @@ static void launch(unsigned i) {
 
 void test_slapd_start(unsigned n) {
         const char *root = getenv("DKM_TEST_SLAPD_ROOT");
-        int keep[TEST_SLAPD_MAX];
+        int keep[TEST_SLAPD_MAX], keep_tls[TEST_SLAPD_MAX];
 
         ck_assert_msg(root, "test_slapd_init() was not called");
         ck_assert(n >= 1 && n <= TEST_SLAPD_MAX);
@@ -316,9 +362,13 @@ void test_slapd_start(unsigned n) {
                 ck_assert_int_eq(mkdir(db, 0700), 0);
                 p->port = free_port(&keep[i]);
                 snprintf(p->uri, sizeof(p->uri), "ldap://127.0.0.1:%d/", p->port);
+                p->tls_port = free_port(&keep_tls[i]);
+                snprintf(p->tls_uri, sizeof(p->tls_uri), "ldaps://127.0.0.1:%d/", p->tls_port);
         }
-        for (unsigned i = 0; i < n; i++)
+        for (unsigned i = 0; i < n; i++) {
                 close(keep[i]);
+                close(keep_tls[i]);
+        }
         n_providers = n;
         for (unsigned i = 0; i < n; i++)
                 make_config(i, n);
@@ -444,6 +494,11 @@ void test_slapd_populate(void) {
                 if (providers[i].pid > 0)
                         ck_assert_msg(test_slapd_has_entry(i, "cn=store," TEST_SLAPD_BASE, 20000),
                                       "provider %u did not receive the base entries", i);
+}
+
+const char *test_slapd_tls_uri(unsigned i) {
+        ck_assert_uint_lt(i, n_providers);
+        return providers[i].tls_uri;
 }
 
 const char *test_slapd_ldapi_uri(unsigned i) {

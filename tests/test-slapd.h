@@ -35,6 +35,12 @@ const char *test_slapd_uri(unsigned i); /* ldap://127.0.0.1:PORT/ */
  * there with SASL EXTERNAL as host1 (olcAuthzRegexp); with another gid it is only its peer
  * credentials' DN, in no group. */
 const char *test_slapd_ldapi_uri(unsigned i);
+/* ldaps://127.0.0.1:PORT/ (StartTLS works on the ldap:// port too). The servers' certificate is
+ * for 127.0.0.1, from test_slapd_tls_file("ca.pem"); "client.pem"/"client.key" is a client
+ * certificate from that CA whose subject olcAuthzRegexp maps to host1; "other-ca.pem" signed
+ * nothing here. */
+const char *test_slapd_tls_uri(unsigned i);
+const char *test_slapd_tls_file(const char *name);
 #define TEST_SLAPD_EXTERNAL_GID 4242
 #define TEST_SLAPD_EXTERNAL_GID_STR "4242"
 /* A file holding TEST_SLAPD_PASSWORD (for BindPasswordFile=). */

@@ -46,6 +46,8 @@ FleetConfig *fleet_config_free(FleetConfig *c) {
         free(c->sasl_mech);
         free(c->host);
         free(c->tls_ca_file);
+        free(c->tls_cert_file);
+        free(c->tls_key_file);
         free(c);
         return NULL;
 }
@@ -98,8 +100,22 @@ static int set_string(char **field, const char *key, const char *v, unsigned lin
         return *field ? 0 : -ENOMEM;
 }
 
+/* The keys whose value is a file's absolute path: where each goes; NULL for any other key. */
+static char **path_field(FleetConfig *c, const char *key) {
+        if (strcmp(key, "BindPasswordFile") == 0)
+                return &c->bind_password_file;
+        if (strcmp(key, "TLSCAFile") == 0)
+                return &c->tls_ca_file;
+        if (strcmp(key, "TLSCertificateFile") == 0)
+                return &c->tls_cert_file;
+        if (strcmp(key, "TLSKeyFile") == 0)
+                return &c->tls_key_file;
+        return NULL;
+}
+
 static int parse_line(FleetConfig *c, char *key, char *v, unsigned line, bool *seen_uris, bool *seen_timeout,
                       FleetConfigError *e) {
+        char **field;
         int r;
 
         if (strcmp(key, "Uris") == 0) {
@@ -129,10 +145,11 @@ static int parse_line(FleetConfig *c, char *key, char *v, unsigned line, bool *s
                         return config_error(e, line, "BindDN=: \"%.64s\" is not a DN", v);
                 return set_string(&c->bind_dn, key, v, line, e);
         }
-        if (strcmp(key, "BindPasswordFile") == 0 || strcmp(key, "TLSCAFile") == 0) {
+        field = path_field(c, key);
+        if (field) {
                 if (v[0] != '/')
                         return config_error(e, line, "%s=: \"%.64s\" is not an absolute path", key, v);
-                return set_string(key[0] == 'B' ? &c->bind_password_file : &c->tls_ca_file, key, v, line, e);
+                return set_string(field, key, v, line, e);
         }
         if (strcmp(key, "SaslMech") == 0) {
                 if (strcasecmp(v, "EXTERNAL") != 0)
@@ -219,6 +236,10 @@ int fleet_config_parse(const char *text, size_t size, FleetConfig **ret, FleetCo
                 return config_error(e, 0, "neither BindDN= (with BindPasswordFile=) nor SaslMech=EXTERNAL is set");
         if (c->bind_dn && !c->bind_password_file)
                 return config_error(e, 0, "BindDN= needs BindPasswordFile=");
+        if (!c->tls_cert_file != !c->tls_key_file)
+                return config_error(e, 0, "TLSCertificateFile= and TLSKeyFile= go together");
+        if (c->tls_cert_file && !c->tls_ca_file)
+                return config_error(e, 0, "a client certificate needs TLSCAFile= (the server is verified)");
 
         *ret = TAKE_PTR(c);
         return 0;

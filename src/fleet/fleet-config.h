@@ -25,7 +25,9 @@ typedef struct FleetConfig {
         char *bind_password_file;
         char *sasl_mech; /* "EXTERNAL" (ldapi peer credentials or a TLS client certificate) */
         char *host;      /* this host's name: cn=HOST,ou=hosts,BASE */
-        char *tls_ca_file;
+        char *tls_ca_file; /* set: every ldap:// connection does StartTLS first (never plain), and
+                            * the server's certificate must chain to this CA */
+        char *tls_cert_file, *tls_key_file; /* this host's client certificate (SASL EXTERNAL over TLS) */
         uint64_t timeout_usec; /* per server: connect and each operation */
 } FleetConfig;
 
@@ -36,8 +38,9 @@ typedef struct FleetConfigError {
 
 /* Parse fleet.conf text: "Key=Value" lines, '#' or ';' comments, blank lines. Keys: Uris= (space-
  * separated ldap://, ldaps://, ldapi:// URIs), Base=, Host=, BindDN= with BindPasswordFile= or
- * SaslMech=EXTERNAL, TLSCAFile=, Timeout= (1s..60s, default 2s). Unknown or repeated keys are
- * refused. -EINVAL with e saying where and what; -ENOMEM. */
+ * SaslMech=EXTERNAL, TLSCAFile= (with it, ldap:// means StartTLS), TLSCertificateFile= with
+ * TLSKeyFile= (both or neither, and only with TLSCAFile=), Timeout= (1s..60s, default 2s). Unknown
+ * or repeated keys are refused. -EINVAL with e saying where and what; -ENOMEM. */
 int fleet_config_parse(const char *text, size_t size, FleetConfig **ret, FleetConfigError *e) _warn_unused_result_;
 
 /* Read and parse a file (no symlink, at most FLEET_CONFIG_SIZE_MAX). */

@@ -170,11 +170,35 @@ static int set_options(LDAP *ld, const FleetConfig *cfg) {
                 int demand = LDAP_OPT_X_TLS_DEMAND, zero = 0;
 
                 if (ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, cfg->tls_ca_file) != LDAP_OPT_SUCCESS ||
-                    ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand) != LDAP_OPT_SUCCESS ||
-                    ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero) != LDAP_OPT_SUCCESS)
+                    ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand) != LDAP_OPT_SUCCESS)
+                        return -EINVAL;
+                if (cfg->tls_cert_file &&
+                    (ldap_set_option(ld, LDAP_OPT_X_TLS_CERTFILE, cfg->tls_cert_file) != LDAP_OPT_SUCCESS ||
+                     ldap_set_option(ld, LDAP_OPT_X_TLS_KEYFILE, cfg->tls_key_file) != LDAP_OPT_SUCCESS))
+                        return -EINVAL;
+                /* a context of this connection's own, made from the options above */
+                if (ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero) != LDAP_OPT_SUCCESS)
                         return -EINVAL;
         }
         return 0;
+}
+
+/* What to add to a failure's message: libldap's diagnostic when it has one, and for a TLS
+ * connection that could not be made, the two usual causes (libldap reports a refused certificate
+ * as "Can't contact LDAP server", the same as a server that is down). */
+static void failure_detail(LDAP *ld, const FleetConfig *cfg, const char *uri, int rc, char *buf, size_t size) {
+        char *diagnostic = NULL;
+        bool tls = strncasecmp(uri, "ldaps://", 8) == 0 || (cfg->tls_ca_file && strncasecmp(uri, "ldap://", 7) == 0);
+
+        buf[0] = 0;
+        (void) ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diagnostic);
+        if (diagnostic && *diagnostic && !strstr(diagnostic, "unknown error"))
+                (void) snprintf(buf, size, ": %s", diagnostic);
+        ldap_memfree(diagnostic);
+        if (tls && fleet_ldap_is_down(rc))
+                (void) snprintf(buf + strlen(buf), size - strlen(buf),
+                                " (or the TLS handshake failed: the server's certificate must be for this name and "
+                                "from %s)", cfg->tls_ca_file ?: "the system's CAs");
 }
 
 static int connect_one(const FleetConfig *cfg, const char *uri, LDAP **ret) {
@@ -188,6 +212,22 @@ static int connect_one(const FleetConfig *cfg, const char *uri, LDAP **ret) {
         if (r < 0) {
                 (void) ldap_unbind_ext(ld, NULL, NULL);
                 return fleet_set_error(r, "%s: cannot set the connection options", uri);
+        }
+
+        /* With a CA configured, ldap:// is StartTLS, and a server that cannot do it is an error:
+         * never a silent fall back to a clear-text bind. (ldaps:// is TLS from the first byte;
+         * ldapi:// is a local socket.) */
+        if (cfg->tls_ca_file && strncasecmp(uri, "ldap://", 7) == 0) {
+                rc = ldap_start_tls_s(ld, NULL, NULL);
+                if (rc != LDAP_SUCCESS) {
+                        char detail[256];
+
+                        failure_detail(ld, cfg, uri, rc, detail, sizeof(detail));
+                        r = fleet_set_error(fleet_ldap_is_down(rc) ? -EHOSTDOWN : -EPROTO, "%s: StartTLS: %s%s", uri,
+                                            ldap_err2string(rc), detail);
+                        (void) ldap_unbind_ext(ld, NULL, NULL);
+                        return r;
+                }
         }
 
         if (cfg->sasl_mech)
@@ -209,10 +249,14 @@ static int connect_one(const FleetConfig *cfg, const char *uri, LDAP **ret) {
                 free(pw);
         }
         if (rc != LDAP_SUCCESS) {
-                (void) ldap_unbind_ext(ld, NULL, NULL);
+                char detail[256];
+
+                failure_detail(ld, cfg, uri, rc, detail, sizeof(detail));
                 r = fleet_errno_from_ldap(rc);
-                return fleet_set_error(r == -EHOSTDOWN ? r : (r == -EPERM ? r : -EPERM), "%s: bind as %s: %s", uri,
-                                       cfg->bind_dn ? cfg->bind_dn : cfg->sasl_mech, ldap_err2string(rc));
+                r = fleet_set_error(r == -EHOSTDOWN ? r : -EPERM, "%s: bind as %s: %s%s", uri,
+                                    cfg->bind_dn ? cfg->bind_dn : cfg->sasl_mech, ldap_err2string(rc), detail);
+                (void) ldap_unbind_ext(ld, NULL, NULL);
+                return r;
         }
         *ret = ld;
         return 0;
