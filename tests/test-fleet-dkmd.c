@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "crypto.h"
 #include "fleet-ldap.h"
 #include "macro.h"
 #include "store.h"
@@ -76,26 +77,96 @@ static FleetConn *host2_connect(void) {
         return conn;
 }
 
-/* host2 rolls the group over: the directory's copy into its own store (a copy of this host's,
- * like every host of one fleet), a new active generation, published on that revision. */
+/* host2 publishes a group file as dkmd does: sealed for the revision it is written at. */
+static void host2_publish(FleetConn *conn, Store *s, const char *group, const char *text, size_t size,
+                          uint64_t expected) {
+        _cleanup_free_ char *sealed = NULL;
+        uint64_t published = 0;
+        size_t sealed_size;
+
+        ck_assert_int_eq(store_group_fleet_seal(s, group, expected + 1, text, size, &sealed, &sealed_size), 0);
+        ck_assert_msg(fleet_group_put(conn, group, sealed, sealed_size, expected, &published) == 0, "host2 put: %s",
+                      fleet_last_error());
+}
+
+/* host2 rolls the group over: the directory's copy (its seal checked) into its own store (a copy
+ * of this host's, like every host of one fleet), a new active generation, published on that
+ * revision. */
 static uint64_t host2_rollover(const char *host2_state, const char *group) {
         _cleanup_(fleet_conn_freep) FleetConn *conn = host2_connect();
         _cleanup_(fleet_group_freep) FleetGroup *g = NULL;
         _cleanup_store_ Store *s = NULL;
-        _cleanup_free_ char *text = NULL;
-        uint64_t published = 0;
+        _cleanup_free_ char *text = NULL, *current = NULL;
         uint32_t number;
-        size_t size;
+        size_t size, current_size;
 
         ck_assert_msg(fleet_group_get(conn, group, &g) == 0, "host2 get: %s", fleet_last_error());
         ck_assert_int_eq(store_open(host2_state, &s), 0);
         ck_assert_int_eq(store_unlock(s, NULL), 0);
-        ck_assert_int_eq(store_group_import(s, group, g->text, g->size), 0);
+        ck_assert_msg(store_group_fleet_open(s, group, g->revision, g->text, g->size, &current, &current_size) == 0,
+                      "host2: the directory's copy: %s", store_last_error(s) ?: "");
+        ck_assert_int_eq(store_group_import(s, group, current, current_size), 0);
         ck_assert_int_eq(store_rollover(s, group, &number), 0);
         ck_assert_int_eq(store_group_export(s, group, &text, &size), 0);
-        ck_assert_msg(fleet_group_put(conn, group, text, size, g->revision, &published) == 0, "host2 put: %s",
-                      fleet_last_error());
+        host2_publish(conn, s, group, text, size, g->revision);
         return number;
+}
+
+/* text with its "gid=" line set to gid and its checksum line made anew: what anyone who can write
+ * the directory entry can make (the checksum is not keyed). */
+static char *with_gid(const char *text, size_t size, gid_t gid) {
+        _cleanup_free_ char *body = NULL;
+        const char *line = strstr(text, "\ngid="), *end, *checksum = strstr(text, "\nchecksum=");
+        uint8_t h[CRYPT_HASH_BYTES];
+        char *out = NULL;
+        size_t n;
+
+        ck_assert(line && checksum && checksum < text + size);
+        end = strchr(line + 1, '\n');
+        ck_assert_int_ge(asprintf(&body, "%.*s\ngid=%u%.*s\n", (int) (line - text), text, (unsigned) gid,
+                                  (int) (checksum - end), end),
+                         0);
+        n = strlen(body);
+        crypt_hash(body, n, h);
+        ck_assert_int_ge(asprintf(&out, "%schecksum=", body), 0);
+        for (size_t i = 0; i < sizeof(h); i++) {
+                char *o = out;
+                ck_assert_int_ge(asprintf(&out, "%s%02x", o, h[i]), 0);
+                free(o);
+        }
+        {
+                char *o = out;
+                ck_assert_int_ge(asprintf(&out, "%s\n", o), 0);
+                free(o);
+        }
+        return out;
+}
+
+/* The gid in this host's own copy of the group. */
+static gid_t local_gid(const char *state, const char *group) {
+        _cleanup_store_ Store *s = NULL;
+        _cleanup_store_group_ StoreGroup *g = NULL;
+
+        ck_assert_int_eq(store_open(state, &s), 0);
+        ck_assert_int_eq(store_group_load(s, group, &g), 0);
+        return g->gid;
+}
+
+/* Whether dkmd's log says it refused revision rev of group, waiting up to 5 s. */
+static bool dkmd_refused(const char *group, uint64_t rev) {
+        char want[256];
+
+        snprintf(want, sizeof(want), "group %s revision %llu from the directory is refused", group,
+                 (unsigned long long) rev);
+        for (int i = 0; i < 250; i++) {
+                _cleanup_free_ char *log = NULL;
+                size_t size;
+
+                if (read_file_full(AT_FDCWD, test_dkmd_log(), 16 << 20, &log, &size) >= 0 && strstr(log, want))
+                        return true;
+                sleep_ms(20);
+        }
+        return false;
 }
 
 static uint64_t directory_revision(const char *group) {
@@ -163,6 +234,76 @@ static void member_decrypts(const char *path, const char *want) {
         ck_assert_msg(r.status == 0, "decrypt %s: status %d: %s", path, r.status, r.err);
         ck_assert_msg(r.out_size == strlen(want) && memcmp(r.out, want, r.out_size) == 0, "other plaintext");
         test_run_free(&r);
+}
+
+/* host2's identity (or anyone else who can write the entry) changes the group in the directory:
+ * (1) the gid edited, the checksum made anew, the genuine seal line kept; (2) a genuine sealed
+ * copy of an earlier revision written again as the next one; (3) the gid edited and no seal at
+ * all. This host refuses each (its own copy keeps its gid, its kernel its generation). A host
+ * holding the root key repairs the first two by publishing the genuine copy sealed anew; the
+ * third is repaired by this host's next change. */
+static void directory_tampering_refused(const char *state, const char *host2_state, const char *group,
+                                        const char *gpath) {
+        _cleanup_(fleet_conn_freep) FleetConn *conn = host2_connect();
+        _cleanup_(fleet_group_freep) FleetGroup *first = NULL;
+        _cleanup_store_ Store *s = NULL;
+        _cleanup_free_ char *genuine = NULL;
+        size_t genuine_size;
+        gid_t gid = local_gid(state, group);
+        uint32_t active = active_generation(gpath);
+
+        ck_assert_int_eq(store_open(host2_state, &s), 0);
+        ck_assert_int_eq(store_unlock(s, NULL), 0);
+        ck_assert_int_eq(fleet_group_get(conn, group, &first), 0);
+        ck_assert_int_eq(store_group_fleet_open(s, group, first->revision, first->text, first->size, &genuine,
+                                                &genuine_size),
+                         0);
+        for (int variant = 1; variant <= 3; variant++) {
+                _cleanup_(fleet_group_freep) FleetGroup *g = NULL;
+                _cleanup_free_ char *forged = NULL;
+                uint64_t published = 0;
+
+                if (variant == 1) {
+                        const char *seal = strstr(first->text, "\nfleet-seal=");
+                        _cleanup_free_ char *edited = NULL;
+
+                        ck_assert_ptr_nonnull(seal);
+                        edited = with_gid(genuine, genuine_size, gid + 1);
+                        ck_assert_int_ge(asprintf(&forged, "%s%s", edited, seal + 1), 0);
+                } else if (variant == 2)
+                        forged = strndup(first->text, first->size);
+                else
+                        forged = with_gid(genuine, genuine_size, gid + 1);
+                ck_assert_ptr_nonnull(forged);
+                ck_assert_int_eq(fleet_group_get(conn, group, &g), 0);
+                ck_assert_msg(fleet_group_put(conn, group, forged, strlen(forged), g->revision, &published) == 0,
+                              "forged put: %s", fleet_last_error());
+                ck_assert_msg(dkmd_refused(group, published), "variant %d not refused (dkmd's log: %s)", variant,
+                              test_dkmd_log());
+                ck_assert_uint_eq(local_gid(state, group), gid);
+                ck_assert_uint_eq(active_generation(gpath), active);
+                if (variant < 3)
+                        host2_publish(conn, s, group, genuine, genuine_size, published);
+        }
+        /* The last forgery is repaired by this host's next change: published over it from this
+         * host's own copy, sealed; the directory's copy opens again. */
+        rollover(gpath, NULL);
+        ck_assert_uint_eq(active_generation(gpath), active + 1);
+        ck_assert_uint_eq(local_gid(state, group), gid);
+        {
+                _cleanup_(fleet_group_freep) FleetGroup *g = NULL;
+                _cleanup_free_ char *text = NULL;
+                size_t size;
+
+                for (int i = 0; i < 50; i++) {
+                        g = fleet_group_free(g);
+                        ck_assert_int_eq(fleet_group_get(conn, group, &g), 0);
+                        if (store_group_fleet_open(s, group, g->revision, g->text, g->size, &text, &size) == 0)
+                                break;
+                        sleep_ms(100);
+                }
+                ck_assert_msg(text, "the directory's copy is still not sealed by the fleet");
+        }
 }
 
 /* ---- the test ---- */
@@ -250,6 +391,13 @@ START_TEST(test_follow_and_partition) {
         for (int i = 0; i < 50 && directory_revision(group) <= rev; i++)
                 sleep_ms(100);
         ck_assert_uint_gt(directory_revision(group), rev);
+
+        /* The directory cannot change a group's gid or policy behind the fleet's back. */
+        directory_tampering_refused(state, host2, group, gpath);
+        ck_assert_uint_eq(host2_rollover(host2, group), 6);
+        wait_active(gpath, 6, 5000);
+        test_member_encrypt(group, ct[0], "six");
+        member_decrypts(ct[0], "six");
 
         ck_assert_int_eq(test_dkmd_stop(false), 0);
         test_slapd_cleanup();

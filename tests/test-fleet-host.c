@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Fleet hosts in the store: a host key pair, a store joined with the fleet's identity, and the
- * x25519 protector one host seals for another (docs/FLEET.md, "Host enrolment"). */
+/* Fleet hosts in the store: a host key pair, a store joined with the fleet's identity, the
+ * x25519 protector one host seals for another (docs/FLEET.md, "Host enrolment"), and the seal
+ * on the group files a fleet publishes ("Integrity"). */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -89,6 +90,58 @@ START_TEST(test_enrol_host) {
 }
 END_TEST
 
+/* The fleet's seal on a group file (docs/FLEET.md, "Integrity"): opened by any host with the
+ * fleet's root key, for that group and revision only; any changed byte, another revision, another
+ * group, another fleet, no seal, or a locked store: refused. */
+START_TEST(test_group_seal) {
+        _cleanup_store_ Store *a = NULL, *other = NULL, *locked = NULL;
+        _cleanup_store_group_ StoreGroup *g = NULL, *g2 = NULL;
+        _cleanup_free_ char *text = NULL, *sealed = NULL, *opened = NULL;
+        size_t size, sealed_size, opened_size;
+        char *bad = NULL, *cut = NULL;
+
+        ck_assert_int_eq(store_init(dir_a, NULL, &a), 0);
+        ck_assert_int_eq(store_group_create(a, "mail", 1000, CRYPT_ALG_XCHACHA20_POLY1305, NULL, &g), 0);
+        ck_assert_int_eq(store_group_export(a, "mail", &text, &size), 0);
+        ck_assert_int_eq(store_group_fleet_seal(a, "mail", 7, text, size, &sealed, &sealed_size), 0);
+        ck_assert_uint_eq(sealed_size, size + strlen("fleet-seal=") + 64 + 1);
+        ck_assert(memcmp(sealed, text, size) == 0 && strncmp(sealed + size, "fleet-seal=", 11) == 0);
+
+        ck_assert_int_eq(store_group_fleet_open(a, "mail", 7, sealed, sealed_size, &opened, &opened_size), 0);
+        ck_assert_uint_eq(opened_size, size);
+        ck_assert(memcmp(opened, text, size) == 0);
+
+        ck_assert_int_eq(store_group_fleet_open(a, "mail", 8, sealed, sealed_size, &bad, &size), -EBADMSG);
+        ck_assert_ptr_nonnull(strstr(store_last_error(a), "does not match"));
+        ck_assert_int_eq(store_group_fleet_open(a, "mail2", 7, sealed, sealed_size, &bad, &size), -EBADMSG);
+        for (size_t i = 0; i < sealed_size; i += 37) {
+                char *flipped = strndup(sealed, sealed_size);
+
+                flipped[i] ^= 0x01;
+                ck_assert_int_eq(store_group_fleet_open(a, "mail", 7, flipped, sealed_size, &bad, &size), -EBADMSG);
+                free(flipped);
+        }
+        ck_assert_int_eq(store_group_fleet_open(a, "mail", 7, text, opened_size, &bad, &size), -EBADMSG);
+        ck_assert_ptr_nonnull(strstr(store_last_error(a), "not sealed"));
+        cut = strndup(sealed, sealed_size - 1); /* the seal line without its newline */
+        ck_assert_int_eq(store_group_fleet_open(a, "mail", 7, cut, sealed_size - 1, &bad, &size), -EBADMSG);
+        free(cut);
+        ck_assert_ptr_null(bad);
+
+        /* another fleet's root key */
+        ck_assert_int_eq(store_init(dir_c, NULL, &other), 0);
+        ck_assert_int_eq(store_group_fleet_open(other, "mail", 7, sealed, sealed_size, &bad, &size), -EBADMSG);
+        ck_assert_int_eq(store_group_create(other, "mail", 1000, CRYPT_ALG_XCHACHA20_POLY1305, NULL, &g2), 0);
+
+        /* a locked store can neither seal nor check */
+        ck_assert_int_eq(store_open(dir_a, &locked), 0);
+        ck_assert(!store_is_unlocked(locked));
+        ck_assert_int_eq(store_group_fleet_open(locked, "mail", 7, sealed, sealed_size, &bad, &size), -ENOKEY);
+        ck_assert_int_eq(store_group_fleet_seal(locked, "mail", 7, text, opened_size, &bad, &size), -ENOKEY);
+        ck_assert_ptr_null(bad);
+}
+END_TEST
+
 START_TEST(test_refusals) {
         _cleanup_store_ Store *a = NULL, *b = NULL, *c = NULL, *other = NULL;
         _cleanup_free_ char *text = NULL, *for_c = NULL, *bad = NULL;
@@ -157,6 +210,7 @@ static Suite *fleet_host_suite(void) {
 
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_enrol_host);
+        tcase_add_test(tc, test_group_seal);
         tcase_add_test(tc, test_refusals);
         tcase_add_test(tc, test_host_key_file);
         suite_add_tcase(s, tc);

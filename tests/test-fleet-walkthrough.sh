@@ -240,7 +240,9 @@ fleet_conf() {
         passed "$host's fleet.conf binds and reads the fleet's store id"
 }
 
-# What dkmd would publish: web-1 creates a key group; the hosts group may add it under ou=groups.
+# A group as a host publishes it: web-1 creates a key group; the hosts group may add it under
+# ou=groups. (dkmd appends the fleet's seal line, FLEET.md "Integrity"; the directory does not
+# look inside the value, so the plain file shows the same rights.)
 publish_group() {
         DKM_STATE_DIR=$tmp/web-1 "$dkm_store" group create mail-creds --gid=root >/dev/null
         printf 'dn: cn=mail-creds,ou=groups,%s\nobjectClass: dkmKeyGroup\ncn: mail-creds\ndkmRevision: 1\ndkmGroupFile:< file://%s\n' \

@@ -168,6 +168,9 @@ void dkmd_fleet_try_enrolment(DkmdFleet *f) {
         r = manager_store_check(f->manager, false);
         if (r < 0)
                 log_fleet("cannot check the protectors after the enrolment: %s", strerror(-r));
+        /* Locked, this host could not check the fleet's seals, so it took no group yet: now. */
+        if (store_is_unlocked(f->manager->store))
+                dkmd_fleet_catch_up(f);
 }
 
 int dkmd_fleet_on_enrol_timer(sd_event_source *s, uint64_t usec, void *userdata) {

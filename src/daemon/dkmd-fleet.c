@@ -30,23 +30,38 @@ int dkmd_fleet_errno(int r) {
         return r == -EHOSTDOWN ? -MANAGER_ERRNO_FLEET_UNAVAILABLE : r;
 }
 
-/* Make the local file the directory's text (unchanged files are not rewritten). Returns 1 if the
- * local copy changed, 0 if it was the same. */
-static int import(DkmdFleet *f, const char *name, const char *text, size_t size) {
-        _cleanup_free_ char *local = NULL;
-        size_t local_size = 0;
+/* Make the local file the directory's copy of g, once its fleet seal is checked (a copy changed
+ * in the directory, or one that was sealed for another revision, is refused: -EKEYREJECTED);
+ * unchanged files are not rewritten. Returns 1 if the local copy changed, 0 if it was the same;
+ * the group file itself in *ret_text if asked. */
+static int import(DkmdFleet *f, const FleetGroup *g, char **ret_text, size_t *ret_size) {
+        _cleanup_free_ char *local = NULL, *text = NULL;
+        size_t local_size = 0, size = 0;
         int r;
 
-        if (store_group_export(f->manager->store, name, &local, &local_size) >= 0 && local_size == size &&
-            memcmp(local, text, size) == 0)
-                return 0;
-        r = store_group_import(f->manager->store, name, text, size);
+        r = store_group_fleet_open(f->manager->store, g->name, g->revision, g->text, g->size, &text, &size);
         if (r < 0) {
-                log_fleet("group %s from the directory does not fit this store: %s", name,
-                          store_last_error(f->manager->store) ?: strerror(-r));
-                return r;
+                log_fleet("group %s revision %llu from the directory is refused: %s", g->name,
+                          (unsigned long long) g->revision, store_last_error(f->manager->store) ?: strerror(-r));
+                return r == -EBADMSG ? -EKEYREJECTED : r;
         }
-        return 1;
+        if (store_group_export(f->manager->store, g->name, &local, &local_size) >= 0 && local_size == size &&
+            memcmp(local, text, size) == 0)
+                r = 0;
+        else {
+                r = store_group_import(f->manager->store, g->name, text, size);
+                if (r < 0) {
+                        log_fleet("group %s from the directory does not fit this store: %s", g->name,
+                                  store_last_error(f->manager->store) ?: strerror(-r));
+                        return r;
+                }
+                r = 1;
+        }
+        if (ret_text) {
+                *ret_text = TAKE_PTR(text);
+                *ret_size = size;
+        }
+        return r;
 }
 
 /* The directory's copy of name, from a server that is not behind this host: revisions only grow,
@@ -76,6 +91,8 @@ static int get_current(DkmdFleet *f, const char *name, uint64_t known, FleetGrou
         }
 }
 
+static bool have_group(DkmdFleet *f, const char *name);
+
 static int on_pull(void *userdata, const char *name) {
         DkmdFleet *f = userdata;
         _cleanup_(fleet_group_freep) FleetGroup *g = NULL;
@@ -99,13 +116,18 @@ static int on_pull(void *userdata, const char *name) {
         }
         if (r < 0)
                 return r;
-        r = import(f, name, g->text, g->size);
+        r = import(f, g, &f->pulled_text, &f->pulled_size);
+        if (r == -EKEYREJECTED && have_group(f, name)) {
+                /* The directory's copy was changed there: this host's own copy is the group, and
+                 * this change, published over that revision, repairs the entry. */
+                r = store_group_export(f->manager->store, name, &f->pulled_text, &f->pulled_size);
+                if (r >= 0)
+                        log_fleet("group %s: this change replaces the directory's refused copy with this host's", name);
+        }
         if (r < 0)
                 return r;
         *rev = g->revision;
         f->pulled_name = strdup(name);
-        f->pulled_text = TAKE_PTR(g->text);
-        f->pulled_size = g->size;
         return f->pulled_name ? 0 : -ENOMEM;
 }
 
@@ -125,9 +147,9 @@ static void put_back(DkmdFleet *f, const char *name) {
 static int on_push(void *userdata, const char *name) {
         DkmdFleet *f = userdata;
         _cleanup_(fleet_group_freep) FleetGroup *g = NULL;
-        _cleanup_free_ char *text = NULL;
+        _cleanup_free_ char *text = NULL, *sealed = NULL;
         uint64_t *rev = revision_slot(f, name), published;
-        size_t size;
+        size_t size, sealed_size;
         int r;
 
         if (!rev)
@@ -135,7 +157,15 @@ static int on_push(void *userdata, const char *name) {
         r = store_group_export(f->manager->store, name, &text, &size);
         if (r < 0)
                 return r;
-        r = fleet_group_put(f->conn, name, text, size, *rev, &published);
+        /* sealed for the revision it is written at: the conditional write makes it *rev + 1 */
+        r = store_group_fleet_seal(f->manager->store, name, *rev + 1, text, size, &sealed, &sealed_size);
+        if (r < 0) {
+                log_fleet("cannot seal group %s for the directory: %s; the change is undone", name,
+                          store_last_error(f->manager->store) ?: strerror(-r));
+                put_back(f, name);
+                return r;
+        }
+        r = fleet_group_put(f->conn, name, sealed, sealed_size, *rev, &published);
         if (r >= 0) {
                 *rev = published;
                 log_fleet("group %s: published revision %llu to %s", name, (unsigned long long) published,
@@ -144,7 +174,7 @@ static int on_push(void *userdata, const char *name) {
         }
         if (r == -ESTALE) {
                 /* Another host was first: adopt its version (the follower would bring it too). */
-                if (fleet_group_get(f->conn, name, &g) >= 0 && import(f, name, g->text, g->size) >= 0)
+                if (fleet_group_get(f->conn, name, &g) >= 0 && import(f, g, NULL, NULL) >= 0)
                         *rev = g->revision;
                 else
                         put_back(f, name);
@@ -171,7 +201,9 @@ static int on_group_changed(FleetFollow *follow, const FleetGroup *g, void *user
         uint64_t *rev;
         int r;
 
-        if (!fleet_name_is_valid(g->name))
+        /* A locked host cannot check the fleet's seal: it takes every group once it is unlocked
+         * (dkmd_fleet_try_enrolment(), the periodic read). */
+        if (!fleet_name_is_valid(g->name) || !store_is_unlocked(f->manager->store))
                 return 0;
         rev = revision_slot(f, g->name);
         if (!rev)
@@ -181,9 +213,9 @@ static int on_group_changed(FleetFollow *follow, const FleetGroup *g, void *user
         if (g->revision <= *rev)
                 return 0;
         added = !have_group(f, g->name);
-        r = import(f, g->name, g->text, g->size);
+        r = import(f, g, NULL, NULL);
         if (r < 0)
-                return 0; /* not ours to load; said so, and following goes on */
+                return 0; /* refused or not ours to load; said so, and following goes on */
         *rev = g->revision;
         if (r == 0)
                 return 0;

@@ -260,6 +260,15 @@ int store_group_set_policy(Store *s, const char *name, const StoreGroupPolicy *p
  * directory's copy), if it parses as that group's file (-EBADMSG otherwise; the local file is left
  * as it was); no root key needed. export: the canonical text of the local file. */
 int store_group_import(Store *s, const char *name, const char *text, size_t size) _warn_unused_result_;
+/* A group file as a fleet publishes it (docs/FLEET.md, "Integrity"; store-fleet.c): seal appends
+ * a last line "fleet-seal=HEX", a tag under a key derived from the root key over the group's name,
+ * the directory revision it is published at and the text; open checks and removes it, giving the
+ * group file (-EBADMSG: no seal, or one that does not match this fleet, name and revision). Both
+ * need the store unlocked (-ENOKEY). */
+int store_group_fleet_seal(Store *s, const char *name, uint64_t revision, const char *text, size_t size,
+                           char **ret_text, size_t *ret_size) _warn_unused_result_;
+int store_group_fleet_open(Store *s, const char *name, uint64_t revision, const char *sealed, size_t size,
+                           char **ret_text, size_t *ret_size) _warn_unused_result_;
 int store_group_export(Store *s, const char *name, char **ret_text, size_t *ret_size) _warn_unused_result_;
 /* Remove the local file of a group the directory does not have (a create that could not be
  * published). Its keys go with it: only for a group that was never published nor loaded. */
