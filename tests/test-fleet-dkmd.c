@@ -61,6 +61,8 @@ static void store_id_hex(const char *state, char out[static 33]) {
 }
 
 static char host2_conf_path[256];
+/* The directory's entry at revision 1, genuine and sealed: served again at the end. */
+static FleetGroup *first_copy;
 
 /* The other host: a fleet.conf of its own (host2, provider 0 only). */
 static FleetConn *host2_connect(void) {
@@ -140,6 +142,14 @@ static char *with_gid(const char *text, size_t size, gid_t gid) {
                 free(o);
         }
         return out;
+}
+
+/* This host's own copy of the group file. */
+static void local_group_text(const char *state, const char *group, char **ret, size_t *ret_size) {
+        _cleanup_store_ Store *s = NULL;
+
+        ck_assert_int_eq(store_open(state, &s), 0);
+        ck_assert_int_eq(store_group_export(s, group, ret, ret_size), 0);
 }
 
 /* The gid in this host's own copy of the group. */
@@ -350,6 +360,11 @@ START_TEST(test_follow_and_partition) {
         for (int i = 0; i < 50 && directory_revision(group) != 1; i++)
                 sleep_ms(100);
         ck_assert_uint_eq(directory_revision(group), 1);
+        {
+                _cleanup_(fleet_conn_freep) FleetConn *conn = host2_connect();
+
+                ck_assert_int_eq(fleet_group_get(conn, group, &first_copy), 0);
+        }
         for (int i = 0; i < 4; i++)
                 snprintf(ct[i], sizeof(ct[i]), "%s/%s-%d", TW.work_dir, group, i);
         test_member_encrypt(group, ct[1], "one");
@@ -399,7 +414,33 @@ START_TEST(test_follow_and_partition) {
         test_member_encrypt(group, ct[0], "six");
         member_decrypts(ct[0], "six");
 
+        /* An older genuine copy served again: the entry deleted and added back with revision 1
+         * and the copy sealed for it (a directory administrator, or a host identity, can). This
+         * host refuses it, also after a restart: it keeps the revisions it has seen. */
+        {
+                _cleanup_(fleet_conn_freep) FleetConn *conn = host2_connect();
+                _cleanup_free_ char *before = NULL, *after = NULL;
+                size_t before_size, after_size;
+                uint64_t published = 0;
+
+                ck_assert_int_eq(test_dkmd_stop(false), 0);
+                ck_assert_int_eq(fleet_group_delete(conn, group, directory_revision(group)), 0);
+                ck_assert_int_eq(fleet_group_put(conn, group, first_copy->text, first_copy->size, 0, &published), 0);
+                ck_assert_uint_eq(published, 1);
+                local_group_text(state, group, &before, &before_size);
+                snprintf(cmd, sizeof(cmd), "--fleet=%s", conf);
+                test_dkmd_start((const char *const[]){ cmd, NULL });
+                ck_assert_msg(wait_fleet_state("connected", 5000), "not connected after the restart");
+                sleep_ms(500); /* the read after connecting, and the follower's refresh */
+                ck_assert_uint_eq(active_generation(gpath), 6);
+                local_group_text(state, group, &after, &after_size);
+                ck_assert_msg(after_size == before_size && memcmp(before, after, after_size) == 0,
+                              "this host took an older copy of the group");
+                member_decrypts(ct[0], "six");
+        }
+
         ck_assert_int_eq(test_dkmd_stop(false), 0);
+        first_copy = fleet_group_free(first_copy);
         test_slapd_cleanup();
 }
 END_TEST

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Shared by dkmd-fleet.c (sync and following) and dkmd-fleet-hosts.c (enrolment). */
+/* Shared by dkmd-fleet.c (sync and following), dkmd-fleet-hosts.c (enrolment) and
+ * dkmd-fleet-revisions.c (the revisions this host has seen, kept across restarts). */
 #pragma once
 
 #include <stdbool.h>
@@ -24,7 +25,8 @@ struct DkmdFleet {
         char *follow_state_path;
         Manager *manager;
         ManagerFleet ops;
-        Revision *revisions;
+        char *state_dir;
+        Revision *revisions; /* kept in STATE/fleet-revisions */
         size_t n_revisions;
         /* The directory's copy of the group being changed (NULL: it has none), to put back when
          * the change cannot be published. One change at a time: dkmd has one thread. */
@@ -46,6 +48,13 @@ struct DkmdFleet {
  * directory, what is newer taken. A safety net under the follower, which keeps the host current
  * on its own: it bounds what an unforeseen miss of the sync protocol could cost. */
 void dkmd_fleet_catch_up(DkmdFleet *f);
+
+/* The revision slot of a group (made at 0 the first time); setting a newer revision writes
+ * STATE/fleet-revisions, read back at start by dkmd_fleet_revisions_load(). A copy of a group
+ * not newer than its slot is never taken (dkmd-fleet-revisions.c). */
+uint64_t *dkmd_fleet_revision_slot(DkmdFleet *f, const char *name);
+int dkmd_fleet_revision_set(DkmdFleet *f, uint64_t *slot, uint64_t revision);
+void dkmd_fleet_revisions_load(DkmdFleet *f);
 
 /* fleet-ldap's -EHOSTDOWN as the manager names it; other codes as they are. */
 int dkmd_fleet_errno(int r);

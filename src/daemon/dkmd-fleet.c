@@ -10,22 +10,6 @@
 
 #include "dkmd-fleet-internal.h"
 
-static uint64_t *revision_slot(DkmdFleet *f, const char *name) {
-        Revision *l;
-
-        for (size_t i = 0; i < f->n_revisions; i++)
-                if (strcmp(f->revisions[i].name, name) == 0)
-                        return &f->revisions[i].revision;
-        l = reallocarray(f->revisions, f->n_revisions + 1, sizeof(*l));
-        if (!l)
-                return NULL;
-        f->revisions = l;
-        l[f->n_revisions] = (Revision) { .name = strdup(name) };
-        if (!l[f->n_revisions].name)
-                return NULL;
-        return &l[f->n_revisions++].revision;
-}
-
 int dkmd_fleet_errno(int r) {
         return r == -EHOSTDOWN ? -MANAGER_ERRNO_FLEET_UNAVAILABLE : r;
 }
@@ -96,7 +80,7 @@ static bool have_group(DkmdFleet *f, const char *name);
 static int on_pull(void *userdata, const char *name) {
         DkmdFleet *f = userdata;
         _cleanup_(fleet_group_freep) FleetGroup *g = NULL;
-        uint64_t *rev = revision_slot(f, name);
+        uint64_t *rev = dkmd_fleet_revision_slot(f, name);
         int r;
 
         if (!rev)
@@ -126,7 +110,7 @@ static int on_pull(void *userdata, const char *name) {
         }
         if (r < 0)
                 return r;
-        *rev = g->revision;
+        (void) dkmd_fleet_revision_set(f, rev, g->revision);
         f->pulled_name = strdup(name);
         return f->pulled_name ? 0 : -ENOMEM;
 }
@@ -148,7 +132,7 @@ static int on_push(void *userdata, const char *name) {
         DkmdFleet *f = userdata;
         _cleanup_(fleet_group_freep) FleetGroup *g = NULL;
         _cleanup_free_ char *text = NULL, *sealed = NULL;
-        uint64_t *rev = revision_slot(f, name), published;
+        uint64_t *rev = dkmd_fleet_revision_slot(f, name), published;
         size_t size, sealed_size;
         int r;
 
@@ -167,7 +151,7 @@ static int on_push(void *userdata, const char *name) {
         }
         r = fleet_group_put(f->conn, name, sealed, sealed_size, *rev, &published);
         if (r >= 0) {
-                *rev = published;
+                (void) dkmd_fleet_revision_set(f, rev, published);
                 log_fleet("group %s: published revision %llu to %s", name, (unsigned long long) published,
                           fleet_conn_uri(f->conn) ?: "?");
                 return 0;
@@ -175,7 +159,7 @@ static int on_push(void *userdata, const char *name) {
         if (r == -ESTALE) {
                 /* Another host was first: adopt its version (the follower would bring it too). */
                 if (fleet_group_get(f->conn, name, &g) >= 0 && import(f, g, NULL, NULL) >= 0)
-                        *rev = g->revision;
+                        (void) dkmd_fleet_revision_set(f, rev, g->revision);
                 else
                         put_back(f, name);
                 log_fleet("group %s: another host changed it first; adopted revision %llu", name,
@@ -205,7 +189,7 @@ static int on_group_changed(FleetFollow *follow, const FleetGroup *g, void *user
          * (dkmd_fleet_try_enrolment(), the periodic read). */
         if (!fleet_name_is_valid(g->name) || !store_is_unlocked(f->manager->store))
                 return 0;
-        rev = revision_slot(f, g->name);
+        rev = dkmd_fleet_revision_slot(f, g->name);
         if (!rev)
                 return -ENOMEM;
         /* This host's own pushes come back through the follower after they were made, maybe
@@ -216,7 +200,7 @@ static int on_group_changed(FleetFollow *follow, const FleetGroup *g, void *user
         r = import(f, g, NULL, NULL);
         if (r < 0)
                 return 0; /* refused or not ours to load; said so, and following goes on */
-        *rev = g->revision;
+        (void) dkmd_fleet_revision_set(f, rev, g->revision);
         if (r == 0)
                 return 0;
         log_fleet("group %s: revision %llu from the directory", g->name, (unsigned long long) g->revision);
@@ -398,10 +382,13 @@ int dkmd_fleet_new(const char *config_path, Manager *m, const char *state_dir, D
                 dkmd_fleet_free(f);
                 return r;
         }
-        if (asprintf(&f->follow_state_path, "%s/fleet-follow.state", state_dir) < 0) {
+        f->state_dir = strdup(state_dir);
+        if (!f->state_dir || asprintf(&f->follow_state_path, "%s/fleet-follow.state", state_dir) < 0) {
+                f->follow_state_path = NULL;
                 dkmd_fleet_free(f);
                 return -ENOMEM;
         }
+        dkmd_fleet_revisions_load(f);
         r = fleet_connect(f->config, &f->conn);
         if (r == -EHOSTDOWN)
                 log_fleet("no directory server answers at start (%s): partitioned", fleet_last_error());
@@ -482,6 +469,7 @@ DkmdFleet *dkmd_fleet_free(DkmdFleet *f) {
         free(f->pulled_name);
         free(f->pulled_text);
         free(f->follow_state_path);
+        free(f->state_dir);
         free(f);
         return NULL;
 }

@@ -113,15 +113,11 @@ static void strip_server_ids(char *cookie) {
 
 static int state_load(FleetFollow *f) {
         _cleanup_free_ char *data = NULL;
-        _cleanup_close_ int dfd = -EBADF;
         size_t size;
         unsigned line = 0;
         int r;
 
-        dfd = open(f->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return fleet_set_error(negative_errno(), "%s: cannot open the state directory", f->state_dir);
-        r = read_file_full(dfd, f->state_name, STATE_SIZE_MAX, &data, &size);
+        r = read_file_full_in(f->state_dir, f->state_name, STATE_SIZE_MAX, &data, &size);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
@@ -158,7 +154,6 @@ bad:
 
 static int state_save(FleetFollow *f) {
         _cleanup_free_ char *buf = NULL;
-        _cleanup_close_ int dfd = -EBADF;
         size_t size = 0;
         FILE *m;
         int r;
@@ -174,10 +169,7 @@ static int state_save(FleetFollow *f) {
         if (fclose(m) != 0)
                 return -ENOMEM;
 
-        dfd = open(f->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return fleet_set_error(negative_errno(), "%s: cannot open the state directory", f->state_dir);
-        r = write_file_atomic(dfd, f->state_name, buf, size, 0600);
+        r = write_file_atomic_in(f->state_dir, f->state_name, buf, size, 0600);
         if (r < 0)
                 return fleet_set_error(r, "%s/%s: cannot write: %s", f->state_dir, f->state_name, strerror(-r));
         f->dirty = false;

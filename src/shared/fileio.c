@@ -100,6 +100,22 @@ int write_file_atomic(int dirfd, const char *name, const void *data, size_t size
         return write_file_atomic_owned(dirfd, name, data, size, mode, (gid_t) -1);
 }
 
+int write_file_atomic_in(const char *dir_path, const char *name, const void *data, size_t size, mode_t mode) {
+        _cleanup_close_ int dfd = open(dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (dfd < 0)
+                return negative_errno();
+        return write_file_atomic(dfd, name, data, size, mode);
+}
+
+int read_file_full_in(const char *dir_path, const char *name, size_t max, char **ret, size_t *ret_size) {
+        _cleanup_close_ int dfd = open(dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (dfd < 0)
+                return negative_errno();
+        return read_file_full(dfd, name, max, ret, ret_size);
+}
+
 int write_file_exclusive(int dirfd, const char *name, const void *data, size_t size, mode_t mode) {
         _cleanup_close_ int fd = -EBADF;
         int r;
