@@ -428,6 +428,10 @@ START_TEST(test_follow_and_partition) {
                 ck_assert_int_eq(fleet_group_put(conn, group, first_copy->text, first_copy->size, 0, &published), 0);
                 ck_assert_uint_eq(published, 1);
                 local_group_text(state, group, &before, &before_size);
+                /* damaged lines in the revisions file are skipped, the others still hold */
+                snprintf(cmd, sizeof(cmd), "printf 'not a line\n%s -5\n%s +9\n' >> '%s/fleet-revisions'", group, group,
+                         state);
+                ck_assert_int_eq(system(cmd), 0);
                 snprintf(cmd, sizeof(cmd), "--fleet=%s", conf);
                 test_dkmd_start((const char *const[]){ cmd, NULL });
                 ck_assert_msg(wait_fleet_state("connected", 5000), "not connected after the restart");

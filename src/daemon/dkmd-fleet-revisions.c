@@ -57,9 +57,11 @@ void dkmd_fleet_revisions_load(DkmdFleet *f) {
                 line++;
                 if (p[0] == '#')
                         continue;
-                /* "NAME REVISION" */
+                /* "NAME REVISION" as save() writes it: one space, decimal digits only (sscanf alone
+                 * would take a sign) */
                 if (sscanf(p, "%64s %" SCNu64 "%n", name, &revision, &n) != 2 || p[n] != 0 ||
-                    !fleet_name_is_valid(name)) {
+                    !fleet_name_is_valid(name) || p[strlen(name)] != ' ' ||
+                    strspn(p + strlen(name) + 1, "0123456789") != strlen(p + strlen(name) + 1)) {
                         log_fleet("%s/%s:%u: not a \"group revision\" line; ignored", f->state_dir, REVISIONS_FILE, line);
                         continue;
                 }
