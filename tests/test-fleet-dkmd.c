@@ -120,27 +120,17 @@ static char *with_gid(const char *text, size_t size, gid_t gid) {
         _cleanup_free_ char *body = NULL;
         const char *line = strstr(text, "\ngid="), *end, *checksum = strstr(text, "\nchecksum=");
         uint8_t h[CRYPT_HASH_BYTES];
-        char *out = NULL;
-        size_t n;
+        char hex[2 * CRYPT_HASH_BYTES + 1], *out = NULL;
 
         ck_assert(line && checksum && checksum < text + size);
         end = strchr(line + 1, '\n');
         ck_assert_int_ge(asprintf(&body, "%.*s\ngid=%u%.*s\n", (int) (line - text), text, (unsigned) gid,
                                   (int) (checksum - end), end),
                          0);
-        n = strlen(body);
-        crypt_hash(body, n, h);
-        ck_assert_int_ge(asprintf(&out, "%schecksum=", body), 0);
-        for (size_t i = 0; i < sizeof(h); i++) {
-                char *o = out;
-                ck_assert_int_ge(asprintf(&out, "%s%02x", o, h[i]), 0);
-                free(o);
-        }
-        {
-                char *o = out;
-                ck_assert_int_ge(asprintf(&out, "%s\n", o), 0);
-                free(o);
-        }
+        crypt_hash(body, strlen(body), h);
+        for (size_t i = 0; i < sizeof(h); i++)
+                snprintf(hex + 2 * i, 3, "%02x", h[i]);
+        ck_assert_int_ge(asprintf(&out, "%schecksum=%s\n", body, hex), 0);
         return out;
 }
 

@@ -14,9 +14,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fleet-internal.h"
 #include "fleet-ldap.h"
 #include "test-helpers.h"
 #include "test-slapd.h"
+
+/* libldap's own release of a TLS context reference: exported (OPENLDAP_2.5) but declared only in
+ * its private ldap_pvt.h; ldap_get_option(LDAP_OPT_X_TLS_CTX) hands out a reference. */
+void ldap_pvt_tls_ctx_free(void *ctx);
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -721,6 +726,23 @@ START_TEST(test_tls) {
                 ck_assert_msg(r == 0, "%s: put: %s", ok[i].what, fleet_last_error());
                 ck_assert_int_eq(fleet_group_get(conn, name, &g), 0);
                 ck_assert_str_eq(g->text, text);
+        }
+
+        /* One TLS context for every connection with the same client certificate (libldap leaks
+         * the certificate of each context it makes); a CA-only connection makes its own. */
+        for (int client_certificate = 0; client_certificate < 2; client_certificate++) {
+                _cleanup_(fleet_config_freep) FleetConfig *c1 = tls_config(test_slapd_tls_uri(0), "ca.pem", client_certificate),
+                                                          *c2 = tls_config(test_slapd_tls_uri(0), "ca.pem", client_certificate);
+                _cleanup_(fleet_conn_freep) FleetConn *a = connect_as(c1), *b = connect_as(c2);
+                void *ctx_a = NULL, *ctx_b = NULL;
+
+                ck_assert_int_eq(ldap_get_option(a->ld, LDAP_OPT_X_TLS_CTX, &ctx_a), LDAP_OPT_SUCCESS);
+                ck_assert_int_eq(ldap_get_option(b->ld, LDAP_OPT_X_TLS_CTX, &ctx_b), LDAP_OPT_SUCCESS);
+                ck_assert_ptr_nonnull(ctx_a);
+                ck_assert_msg((ctx_a == ctx_b) == client_certificate, "client certificate %d: contexts %p and %p",
+                              client_certificate, ctx_a, ctx_b);
+                ldap_pvt_tls_ctx_free(ctx_a); /* the references ldap_get_option() gave */
+                ldap_pvt_tls_ctx_free(ctx_b);
         }
 
         for (int ldaps = 0; ldaps < 2; ldaps++) {

@@ -150,6 +150,51 @@ static int read_password(const FleetConfig *cfg, char **ret, size_t *ret_size) {
         return 0;
 }
 
+/* libldap 2.5's GnuTLS backend never frees the client certificate and key it loads into a new
+ * TLS context (about 14 KB each; tests/suppressions/valgrind.supp), so a context with a client
+ * certificate is made once per (CA, certificate, key) and shared by every later connection
+ * (libldap counts its references): a dkmd that reconnects every 30 s through a long partition
+ * does not grow. Such TLS files replaced on disk take effect when dkmd restarts; a context with a
+ * CA only is made for each connection and reads the CA file again. One thread: dkmd's. */
+#define SHARED_TLS_MAX 8U
+
+typedef struct SharedTls {
+        char *ca, *cert, *key;
+        void *ctx; /* libldap's, one reference of ours; NULL: a free slot */
+} SharedTls;
+
+static SharedTls shared_tls[SHARED_TLS_MAX];
+
+static SharedTls *shared_tls_find(const FleetConfig *cfg) {
+        for (size_t i = 0; i < SHARED_TLS_MAX && shared_tls[i].ctx; i++)
+                if (strcmp(shared_tls[i].ca, cfg->tls_ca_file) == 0 &&
+                    strcmp(shared_tls[i].cert, cfg->tls_cert_file) == 0 && strcmp(shared_tls[i].key, cfg->tls_key_file) == 0)
+                        return &shared_tls[i];
+        return NULL;
+}
+
+/* The context ld just made, kept for the next connections of the same files (when a slot is
+ * free; otherwise each connection makes its own, as without sharing). */
+static void shared_tls_keep(const FleetConfig *cfg, LDAP *ld) {
+        SharedTls *t = NULL;
+
+        for (size_t i = 0; i < SHARED_TLS_MAX && !t; i++)
+                if (!shared_tls[i].ctx)
+                        t = &shared_tls[i];
+        if (!t)
+                return;
+        t->ca = strdup(cfg->tls_ca_file);
+        t->cert = strdup(cfg->tls_cert_file);
+        t->key = strdup(cfg->tls_key_file);
+        if (!t->ca || !t->cert || !t->key ||
+            ldap_get_option(ld, LDAP_OPT_X_TLS_CTX, &t->ctx) != LDAP_OPT_SUCCESS || !t->ctx) {
+                free(t->ca);
+                free(t->cert);
+                free(t->key);
+                *t = (SharedTls) {};
+        }
+}
+
 static int set_options(LDAP *ld, const FleetConfig *cfg) {
         struct timeval tv = { .tv_sec = (time_t) (cfg->timeout_usec / 1000000ULL),
                               .tv_usec = (suseconds_t) (cfg->timeout_usec % 1000000ULL) };
@@ -169,9 +214,14 @@ static int set_options(LDAP *ld, const FleetConfig *cfg) {
         if (cfg->tls_ca_file) {
                 int demand = LDAP_OPT_X_TLS_DEMAND, zero = 0;
 
+                SharedTls *shared = cfg->tls_cert_file ? shared_tls_find(cfg) : NULL;
+
+                /* on the connection too: libldap checks the server's name by it */
                 if (ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, cfg->tls_ca_file) != LDAP_OPT_SUCCESS ||
                     ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand) != LDAP_OPT_SUCCESS)
                         return -EINVAL;
+                if (shared)
+                        return ldap_set_option(ld, LDAP_OPT_X_TLS_CTX, shared->ctx) == LDAP_OPT_SUCCESS ? 0 : -EINVAL;
                 if (cfg->tls_cert_file &&
                     (ldap_set_option(ld, LDAP_OPT_X_TLS_CERTFILE, cfg->tls_cert_file) != LDAP_OPT_SUCCESS ||
                      ldap_set_option(ld, LDAP_OPT_X_TLS_KEYFILE, cfg->tls_key_file) != LDAP_OPT_SUCCESS))
@@ -179,6 +229,8 @@ static int set_options(LDAP *ld, const FleetConfig *cfg) {
                 /* a context of this connection's own, made from the options above */
                 if (ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero) != LDAP_OPT_SUCCESS)
                         return -EINVAL;
+                if (cfg->tls_cert_file)
+                        shared_tls_keep(cfg, ld);
         }
         return 0;
 }
