@@ -116,7 +116,7 @@ int test_store_v(const char *const args[]);
 /* The helper's "status GROUP" output line value for prefix (e.g. "generation 2 "), -1 if absent. */
 long test_helper_status_value(const char *group, const char *prefix);
 
-/* Is a key with this serial in /proc/keys? Waits (up to 5 s) for the garbage collector. */
+/* Is the key with this serial gone from /proc/keys? Waits (up to 20 s) for the garbage collector. */
 bool test_proc_keys_gone(int32_t serial);
 
 /* (Re)write TW.request_key_conf with one line per key group of this run created so far in the
