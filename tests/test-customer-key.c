@@ -1276,14 +1276,6 @@ START_TEST(test_usage) {
 }
 END_TEST
 
-static void bus_up(void) {
-        test_bus_start();
-}
-
-static void bus_down(void) {
-        test_bus_stop();
-}
-
 static Suite *make_suite(bool integration) {
         Suite *s = suite_create("customer-key");
         TCase *tc = tcase_create("usage");
@@ -1293,7 +1285,7 @@ static Suite *make_suite(bool integration) {
         if (integration && module[0]) {
                 tc = tcase_create("customer-key");
                 tcase_set_timeout(tc, 120);
-                tcase_add_unchecked_fixture(tc, bus_up, bus_down);
+                tcase_add_unchecked_fixture(tc, test_bus_start, test_bus_stop);
                 tcase_add_test(tc, test_several_protectors);
                 tcase_add_test(tc, test_last_usable_protector);
                 tcase_add_test(tc, test_hsm_unavailable);

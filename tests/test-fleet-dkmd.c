@@ -439,21 +439,13 @@ START_TEST(test_follow_and_partition) {
 }
 END_TEST
 
-static void bus_up(void) {
-        test_bus_start();
-}
-
-static void bus_down(void) {
-        test_bus_stop();
-}
-
 static Suite *make_suite(bool integration) {
         Suite *s = suite_create("fleet-dkmd");
         TCase *tc = tcase_create("fleet");
 
         if (integration) {
                 tcase_set_timeout(tc, 120);
-                tcase_add_unchecked_fixture(tc, bus_up, bus_down);
+                tcase_add_unchecked_fixture(tc, test_bus_start, test_bus_stop);
                 tcase_add_test(tc, test_follow_and_partition);
                 suite_add_tcase(s, tc);
         }

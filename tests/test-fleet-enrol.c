@@ -453,21 +453,13 @@ START_TEST(test_enrol_and_remove) {
 }
 END_TEST
 
-static void bus_up(void) {
-        test_bus_start();
-}
-
-static void bus_down(void) {
-        test_bus_stop();
-}
-
 static Suite *make_suite(bool integration) {
         Suite *s = suite_create("fleet-enrol");
         TCase *tc = tcase_create("enrol");
 
         if (integration) {
                 tcase_set_timeout(tc, 120);
-                tcase_add_unchecked_fixture(tc, bus_up, bus_down);
+                tcase_add_unchecked_fixture(tc, test_bus_start, test_bus_stop);
                 tcase_add_test(tc, test_enrol_and_remove);
                 suite_add_tcase(s, tc);
         }

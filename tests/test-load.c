@@ -173,10 +173,6 @@ static void bus_up(void) {
         test_dkmd_start(NULL);
 }
 
-static void bus_down(void) {
-        test_bus_stop();
-}
-
 /* CreateGroup for the world's grp with approval levels appr1, appr2 and MaxGrantUSec 60 s: the
  * object path. */
 static char *create_group(sd_bus *bus, const char *name, uint32_t hot_window) {
@@ -1179,7 +1175,7 @@ static Suite *make_suite(bool integration) {
         if (integration) {
                 tc = tcase_create("load");
                 tcase_set_timeout(tc, (double) load_seconds() + 600);
-                tcase_add_unchecked_fixture(tc, bus_up, bus_down);
+                tcase_add_unchecked_fixture(tc, bus_up, test_bus_stop);
                 tcase_add_test(tc, test_load);
                 tcase_add_test(tc, test_many_callers);
                 suite_add_tcase(s, tc);
